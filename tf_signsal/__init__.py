@@ -1,0 +1,23 @@
+"""tf_signsal: sign-aware saliency maps for Keras classifiers.
+
+Implements "A matter of attitude: Focusing on positive and active gradients to
+boost saliency maps" (Llorente, Boal, Sanchez-Ubeda, arXiv 2309.12913): the
+standard, positive, negative, active and inactive maps, and the black/white
+deletion allegiance benchmark.
+
+Pipeline: images -> `class_gradients` / `GradientEngine` -> `SignedSaliency`
+(five maps) -> `AllegianceEvaluator` (deletion) -> `AllegianceResult`.
+"""
+
+from tf_signsal.gradients import GradientEngine, class_gradients
+from tf_signsal.maps import METHODS, SignedSaliency
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "METHODS",
+    "GradientEngine",
+    "SignedSaliency",
+    "class_gradients",
+    "__version__",
+]

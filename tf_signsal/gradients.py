@@ -1,0 +1,309 @@
+"""All-class input gradients: the first stage of the pipeline.
+
+`class_gradients` returns the full Jacobian d logit_c / d input for every
+class. `GradientEngine` computes what the five maps need without ever holding
+that Jacobian for all classes at once: the gradient of the target class and,
+per (pixel, channel) element, the largest and the smallest gradient among the
+other classes, accumulated over chunks of classes.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any, Callable, NamedTuple, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tf_signsal import _checks
+
+JACOBIAN_MODES = ("auto", "batch_jacobian", "loop")
+
+
+def _is_softmax(layer: Any) -> bool:
+    return isinstance(layer, keras.layers.Softmax) or (
+        getattr(layer, "activation", None) is keras.activations.softmax
+    )
+
+
+def _call_without_activation(layer: Any, inputs: tf.Tensor) -> tf.Tensor:
+    # Runs only while a tf.function traces, so the swap is seen by the trace
+    # and the layer is left exactly as it was.
+    activation = layer.activation
+    layer.activation = keras.activations.linear
+    try:
+        return layer(inputs, training=False)
+    finally:
+        layer.activation = activation
+
+
+def logits_function(model: Any) -> Callable[[tf.Tensor], tf.Tensor]:
+    """Return a function images -> logits (B, C) for `model`, in inference mode.
+
+    A Sequential or Functional model whose last layer applies a softmax (a
+    `Softmax` layer, `Activation("softmax")` or `Dense(..., activation="softmax")`)
+    is explained on its logits: the softmax is stripped and a warning says so.
+    For a model that ends in another squashing activation (sigmoid, a custom
+    softmax inside a subclassed model), pass a model that returns the scores
+    before it, e.g. `keras.Model(model.inputs, model.layers[-2].output)`.
+    """
+    layers = getattr(model, "layers", None)
+    last = layers[-1] if layers else None
+    if last is not None and getattr(model, "inputs", None) and _is_softmax(last):
+        warnings.warn(
+            f"tf_signsal: the last layer of `model` ({last.name}) applies a softmax; "
+            "the maps are computed on the logits before it, as the paper does.",
+            stacklevel=3,
+        )
+        features = keras.Model(model.inputs, last.input)
+        if hasattr(last, "kernel"):  # a Dense/Conv layer with a softmax activation
+            return lambda images: _call_without_activation(last, features(images, training=False))
+        return lambda images: features(images, training=False)
+    return lambda images: model(images, training=False)
+
+
+def _checked_logits(logits: Any) -> tf.Tensor:
+    if isinstance(logits, (list, tuple, dict)):
+        raise ValueError(
+            "`model` must have a single output of shape (batch, classes), "
+            f"it returns a {type(logits).__name__} of {len(logits)} outputs"
+        )
+    if logits.shape.rank != 2 or logits.shape[-1] is None:
+        raise ValueError(
+            "`model` must return logits of shape (batch, classes), "
+            f"it returns shape {tuple(logits.shape)}"
+        )
+    return tf.cast(logits, tf.float32)
+
+
+def _no_gradient_error() -> ValueError:
+    return ValueError(
+        "`model`'s output does not depend on its input: there is no input gradient to explain"
+    )
+
+
+def _default_jacobian_mode() -> str:
+    # On CPUs, a loop of per-class backward passes on one persistent tape was
+    # measured as fast as or faster than the pfor-vectorised batch_jacobian
+    # (benchmarks/README.md); on accelerators the vectorised batch_jacobian
+    # fills the device far better, so it is the path there.
+    return "batch_jacobian" if tf.config.list_logical_devices("GPU") else "loop"
+
+
+def _chunk_jacobian(
+    tape: tf.GradientTape, chunk_logits: tf.Tensor, images: tf.Tensor, mode: str
+) -> tf.Tensor:
+    """d chunk_logits[:, j] / d images for every column j: (B, k, H, W, ch)."""
+    if mode == "batch_jacobian":
+        jacobian = tape.batch_jacobian(chunk_logits, images)
+        if jacobian is None:
+            raise _no_gradient_error()
+        return jacobian
+    columns = []
+    for j in range(chunk_logits.shape[1]):
+        # Images are independent in inference mode, so the gradient of a
+        # column's batch sum is each image's own gradient.
+        seed = tf.one_hot(tf.fill(tf.shape(chunk_logits)[:1], j), chunk_logits.shape[1])
+        gradient = tape.gradient(chunk_logits, images, output_gradients=seed)
+        if gradient is None:
+            raise _no_gradient_error()
+        columns.append(gradient)
+    return tf.stack(columns, axis=1)
+
+
+def class_gradients(
+    model: Any, images: Any, classes: Sequence[int] | None = None
+) -> tf.Tensor:
+    """Input gradients of the logits of every class (or of `classes`).
+
+    Computed with `tf.GradientTape.batch_jacobian` inside a `tf.function`
+    traced once per image shape (the batch size may change freely).
+
+    Args:
+        model: a Keras classifier returning logits (B, C); a softmax last layer
+            is stripped (see `logits_function`).
+        images: float array or tensor (B, H, W, channels).
+        classes: class indices to differentiate; all classes when None.
+
+    Returns:
+        float32 tensor (B, len(classes), H, W, channels).
+
+    Example:
+        >>> jac = tf_signsal.class_gradients(model, images)   # (B, 10, 32, 32, 3)
+    """
+    images = _checks.as_image_batch(images)
+    _checks.check_model_input(model, images)
+    engine = _engine_for(model)
+    if classes is None:
+        classes = np.arange(engine.num_classes(images), dtype=np.int32)
+    else:
+        classes = np.asarray(classes).reshape(-1)
+        _checks.as_targets(classes, len(classes), engine.num_classes(images))
+    return engine.jacobian(images, tf.constant(classes, tf.int32))
+
+
+class GradientStats(NamedTuple):
+    """What the five maps need from one all-class gradient pass.
+
+    Attributes:
+        logits: (B, C) logits of the intact images.
+        targets: (B,) explained class of each image.
+        target_gradient: (B, H, W, ch) d logit_target / d input.
+        rival_max: (B, H, W, ch) largest gradient among the other classes
+            (-inf with no other class), or None when not requested.
+        rival_min: (B, H, W, ch) smallest one (+inf), or None.
+    """
+
+    logits: tf.Tensor
+    targets: tf.Tensor
+    target_gradient: tf.Tensor
+    rival_max: tf.Tensor | None
+    rival_min: tf.Tensor | None
+
+
+class GradientEngine:
+    """Compiled gradient passes for one model.
+
+    Args:
+        model: the Keras classifier (see `logits_function`).
+        classes_per_chunk: how many classes' gradients are held at once;
+            peak memory is B x classes_per_chunk x H x W x ch floats whatever
+            the number of classes.
+        jacobian: "batch_jacobian", "loop" (one backward pass per class on a
+            persistent tape) or "auto" (batch_jacobian on accelerators, the
+            loop on CPUs, where it measured faster).
+    """
+
+    def __init__(self, model: Any, classes_per_chunk: int = 16, jacobian: str = "auto"):
+        if not isinstance(classes_per_chunk, int) or classes_per_chunk < 1:
+            raise ValueError(
+                f"`classes_per_chunk` must be a positive integer, received {classes_per_chunk!r}"
+            )
+        _checks.check_choices("jacobian", jacobian, JACOBIAN_MODES)
+        self.model = model
+        self.classes_per_chunk = classes_per_chunk
+        self.jacobian_mode = _default_jacobian_mode() if jacobian == "auto" else jacobian
+        self._logits = logits_function(model)
+        self._functions: dict[tuple, Any] = {}
+        self._num_classes: dict[tuple, int] = {}
+
+    def num_classes(self, images: tf.Tensor) -> int:
+        shape = tuple(images.shape[1:])
+        if shape not in self._num_classes:
+            logits = _checked_logits(self._logits(images[:1]))
+            self._num_classes[shape] = int(logits.shape[-1])
+        return self._num_classes[shape]
+
+    def _function(self, kind: str, images: tf.Tensor, extra_signature, python_function):
+        key = (kind, tuple(images.shape[1:]))
+        if key not in self._functions:
+            signature = [tf.TensorSpec((None,) + key[1], tf.float32), *extra_signature]
+            self._functions[key] = tf.function(python_function, input_signature=signature)
+        return self._functions[key]
+
+    def jacobian(self, images: tf.Tensor, classes: tf.Tensor) -> tf.Tensor:
+        """(B, len(classes), H, W, ch) with batch_jacobian, as `class_gradients` promises."""
+
+        def compute(images, classes):
+            with tf.GradientTape() as tape:
+                tape.watch(images)
+                logits = _checked_logits(self._logits(images))
+                chunk_logits = tf.gather(logits, classes, axis=1)
+            return _chunk_jacobian(tape, chunk_logits, images, "batch_jacobian")
+
+        function = self._function("jacobian", images, [tf.TensorSpec((None,), tf.int32)], compute)
+        return function(images, classes)
+
+    def __call__(self, images: tf.Tensor, targets: np.ndarray | None, rivals: bool) -> GradientStats:
+        """Gradient statistics for a batch.
+
+        Args:
+            images: float32 (B, H, W, ch), already checked.
+            targets: int32 (B,) classes to explain, or None for the predicted ones.
+            rivals: whether to compute rival_max / rival_min (needs every
+                class's gradient; without it one backward pass suffices).
+        """
+        if targets is None:
+            targets = np.full((images.shape[0],), -1, np.int32)
+        function = self._function(
+            "rivals" if rivals else "target",
+            images,
+            [tf.TensorSpec((None,), tf.int32)],
+            self._with_rivals if rivals else self._target_only,
+        )
+        return GradientStats(*function(images, tf.constant(targets, tf.int32)))
+
+    @staticmethod
+    def _resolve_targets(logits: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
+        # -1 stands for "the predicted class"; argmax takes the first maximum.
+        predicted = tf.argmax(logits, axis=1, output_type=tf.int32)
+        return tf.where(targets < 0, predicted, targets)
+
+    def _target_only(self, images, targets):
+        with tf.GradientTape() as tape:
+            tape.watch(images)
+            logits = _checked_logits(self._logits(images))
+        targets = self._resolve_targets(logits, targets)
+        gradient = tape.gradient(
+            logits, images, output_gradients=tf.one_hot(targets, logits.shape[-1])
+        )
+        if gradient is None:
+            raise _no_gradient_error()
+        return logits, targets, gradient, None, None
+
+    def _chunk(self, images, classes):
+        with tf.GradientTape(persistent=self.jacobian_mode == "loop") as tape:
+            tape.watch(images)
+            logits = _checked_logits(self._logits(images))
+            chunk_logits = tf.gather(logits, classes, axis=1)
+        return logits, _chunk_jacobian(tape, chunk_logits, images, self.jacobian_mode)
+
+    def _with_rivals(self, images, targets):
+        num_classes = _checked_logits(self._logits(images[:0])).shape[-1]
+        size = min(self.classes_per_chunk, num_classes)
+        chunks = math.ceil(num_classes / size)
+
+        def chunk_classes(index):
+            # The last chunk is padded by repeating the last class: a repeated
+            # class changes neither a max nor a min.
+            return tf.minimum(index * size + tf.range(size), num_classes - 1)
+
+        def accumulate(jacobian, classes, targets, state):
+            target_gradient, rival_max, rival_min = state
+            is_target = tf.equal(classes[None, :], targets[:, None])[:, :, None, None, None]
+            inf = tf.constant(np.inf, tf.float32)
+            return (
+                tf.maximum(target_gradient, tf.reduce_max(tf.where(is_target, jacobian, -inf), 1)),
+                tf.maximum(rival_max, tf.reduce_max(tf.where(is_target, -inf, jacobian), 1)),
+                tf.minimum(rival_min, tf.reduce_min(tf.where(is_target, inf, jacobian), 1)),
+            )
+
+        # The first chunk's forward pass also gives the logits (and so the
+        # predicted classes) at no extra cost.
+        classes = chunk_classes(0)
+        logits, jacobian = self._chunk(images, classes)
+        targets = self._resolve_targets(logits, targets)
+        infinity = tf.fill(tf.shape(images), np.inf)
+        state = accumulate(jacobian, classes, targets, (-infinity, -infinity, infinity))
+        if chunks > 1:
+
+            def body(index, *state):
+                classes = chunk_classes(index)
+                _, jacobian = self._chunk(images, classes)
+                return (index + 1, *accumulate(jacobian, classes, targets, state))
+
+            _, *state = tf.while_loop(lambda index, *_: index < chunks, body, (1, *state))
+        return (logits, targets, *state)
+
+
+_LAST_ENGINE: list = []
+
+
+def _engine_for(model: Any) -> GradientEngine:
+    # Reuse the traced functions while the same model is explained again; only
+    # the last model is kept, so no model outlives its user by more than one call.
+    if not _LAST_ENGINE or _LAST_ENGINE[0].model is not model:
+        _LAST_ENGINE[:] = [GradientEngine(model)]
+    return _LAST_ENGINE[0]
