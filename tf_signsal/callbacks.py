@@ -1,0 +1,231 @@
+"""Keras callbacks that follow sign-aware maps and allegiance while a model trains.
+
+`SaliencyMapsCallback` explains a fixed probe batch before training and after
+every n-th epoch, and writes the maps as figures, arrays and TensorBoard
+images. `AllegianceCallback` runs the deletion benchmark on a held-out set and
+adds its AUCs to the epoch's logs, where History, the progress bar, CSVLogger,
+Keras's TensorBoard callback, ModelCheckpoint and EarlyStopping see them.
+
+Neither perturbs training: the model is only called in inference mode, and
+weights, optimizer state and BatchNorm statistics are left untouched.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import keras
+import matplotlib
+import numpy as np
+import tensorflow as tf
+
+from tf_signsal import _checks, plotting
+from tf_signsal.maps import METHODS, SignedSaliency
+
+FORMATS: tuple[str, ...] = ("png", "npz", "tensorboard")
+
+# Failures of the file system (full disk, read-only folder, missing parent) and
+# TensorFlow's own file errors: these warn, and training goes on.
+_IO_ERRORS = (OSError, tf.errors.OpError)
+
+
+def _check_every_n_epochs(every_n_epochs: Any) -> int:
+    if isinstance(every_n_epochs, bool) or not isinstance(every_n_epochs, (int, np.integer)):
+        raise TypeError(f"`every_n_epochs` must be a positive integer, received {every_n_epochs!r}")
+    if every_n_epochs < 1:
+        raise ValueError(f"`every_n_epochs` must be >= 1, received {every_n_epochs}")
+    return int(every_n_epochs)
+
+
+def _warn_io(callback: str, what: str, error: Exception) -> None:
+    warnings.warn(
+        f"{callback}: could not write {what} ({type(error).__name__}: {error}); "
+        "training goes on without it.",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+
+
+class SaliencyMapsCallback(keras.callbacks.Callback):
+    """Log the sign-aware maps of a fixed probe batch while a model trains.
+
+    Before the first training step (file `epoch_0000.*`, the untrained network)
+    and at the end of every `every_n_epochs`-th epoch (1-based: after the third
+    epoch, `epoch_0003.*`), the probe images are explained with the current
+    weights and written to `log_dir` as:
+
+    - png: the paper's Fig. 1 layout (image | one map per method), `hot`
+      colormap, each row titled with the true and predicted classes;
+    - npz: one (B, H, W) array per method, `logits` (B, C), `predictions` (B,),
+      `images`, `epoch`, and `labels`, `targets`, `class_names` when given;
+    - tensorboard: one image summary per method (`maps/<method>`, hot colormap)
+      and the inputs once (`maps/inputs`), at step = epoch, in an event file
+      directly under `log_dir`.
+
+    png and npz files are written through a temporary file and a rename, so an
+    interrupted run never leaves a half-written one; TensorBoard event files are
+    append-only records with checksums. An I/O error (full disk, read-only
+    folder) gives a `RuntimeWarning` and training goes on.
+
+    The maps are computed in inference mode (`training=False`): weights,
+    optimizer state and BatchNorm statistics stay exactly as without the
+    callback. `SignedSaliency`'s compiled functions read the model's live
+    variables, so each logged epoch shows that epoch's weights.
+
+    When `fit` starts at `initial_epoch=k`, the "before training" maps are
+    written as epoch k. A second `fit` that starts again at epoch 0 overwrites
+    the files of the epochs it logs again.
+
+    Args:
+        images: the probe batch, float (B, H, W, ch) in the model's input range.
+            To take it from a dataset: `images, labels = next(iter(dataset))`.
+        log_dir: folder of the outputs (created when needed).
+        methods: which of `METHODS` to compute.
+        targets: None to explain each image's predicted class at that epoch
+            (the paper's choice), or one class index per image.
+        every_n_epochs: log after every n-th epoch (the first picture, before
+            training, is always written).
+        formats: any of "png", "npz", "tensorboard".
+        class_names: optional class names, used in the figure titles.
+        labels: optional true class index of each probe image.
+
+    Example:
+        >>> maps_cb = SaliencyMapsCallback(x_test[:8], "logs/maps", labels=y_test[:8],
+        ...                                class_names=["airplane", ...])
+        >>> model.fit(x_train, y_train, epochs=10, callbacks=[maps_cb])
+        >>> fig = tf_signsal.plotting.plot_map_evolution("logs/maps", 0, "positive")
+    """
+
+    def __init__(
+        self,
+        images: Any,
+        log_dir: str | os.PathLike,
+        methods: Sequence[str] = METHODS,
+        targets: Any = None,
+        every_n_epochs: int = 1,
+        formats: Sequence[str] = FORMATS,
+        class_names: Sequence[str] | None = None,
+        labels: Any = None,
+    ):
+        super().__init__()
+        self.images = _checks.as_image_batch(images).numpy()
+        batch = self.images.shape[0]
+        if batch == 0:
+            raise ValueError("`images` must hold at least one probe image, received an empty batch")
+        self.log_dir = os.fspath(log_dir)
+        self.methods = _checks.check_choices("methods", methods, METHODS)
+        self.targets = None if targets is None else _checks.as_targets(targets, batch)
+        self.every_n_epochs = _check_every_n_epochs(every_n_epochs)
+        self.formats = _checks.check_choices("formats", formats, FORMATS)
+        self.class_names = None if class_names is None else [str(n) for n in class_names]
+        self.labels = None
+        if labels is not None:
+            labels = np.asarray(labels)
+            if labels.dtype.kind not in "iu":
+                raise TypeError(
+                    f"`labels` must hold integer class indices, received dtype {labels.dtype}"
+                )
+            if labels.shape != (batch,):
+                raise ValueError(
+                    f"`labels` must hold one class index per probe image, shape ({batch},), "
+                    f"received shape {labels.shape}"
+                )
+            self.labels = labels.astype(np.int64)
+        self._saliency: SignedSaliency | None = None
+        self._writer: Any = None
+        self._inputs_logged = False
+        self._log_before_training = False
+
+    # Keras hooks ---------------------------------------------------------
+
+    def on_train_begin(self, logs=None):
+        self._log_before_training = True
+
+    def on_epoch_begin(self, epoch, logs=None):
+        # Logged here rather than in on_train_begin to know `initial_epoch`.
+        if self._log_before_training:
+            self._log_before_training = False
+            self.log_epoch(epoch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every_n_epochs == 0:
+            self.log_epoch(epoch + 1)
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            try:
+                self._writer.close()
+            except _IO_ERRORS as error:
+                _warn_io(type(self).__name__, f"the TensorBoard events in {self.log_dir}", error)
+            self._writer = None
+            self._inputs_logged = False
+
+    # Work ----------------------------------------------------------------
+
+    def compute(self) -> dict[str, np.ndarray]:
+        """Explain the probe batch with the model's current weights.
+
+        Returns:
+            dict with one (B, H, W) array per method, `logits` (B, C) and
+            `predictions` (B,).
+        """
+        if self._saliency is None or self._saliency.model is not self.model:
+            # Built once: its traced functions read the live weights at each call.
+            self._saliency = SignedSaliency(self.model)
+        maps, logits = self._saliency.explain_with_logits(self.images, self.targets, self.methods)
+        arrays = {method: maps[method].numpy() for method in self.methods}
+        arrays["logits"] = logits.numpy()
+        arrays["predictions"] = np.argmax(arrays["logits"], axis=1)
+        return arrays
+
+    def log_epoch(self, epoch: int) -> None:
+        """Compute the maps and write every requested format for `epoch`."""
+        arrays = self.compute()
+        name = type(self).__name__
+        try:
+            os.makedirs(self.log_dir, exist_ok=True)
+        except OSError as error:
+            _warn_io(name, f"the folder {self.log_dir}", error)
+            return
+        writers = {"png": self._write_png, "npz": self._write_npz, "tensorboard": self._write_tb}
+        for format_ in self.formats:
+            path = os.path.join(self.log_dir, plotting.EPOCH_FILE.format(epoch=epoch, ext=format_))
+            try:
+                writers[format_](epoch, arrays, path)
+            except _IO_ERRORS as error:
+                what = path if format_ != "tensorboard" else f"TensorBoard events in {self.log_dir}"
+                _warn_io(name, what, error)
+
+    def _write_png(self, epoch: int, arrays: dict[str, np.ndarray], path: str) -> None:
+        titles = plotting.prediction_titles(arrays["predictions"], self.labels, self.class_names)
+        figure = plotting.plot_maps_grid(
+            self.images, arrays, self.methods, titles=titles, suptitle=f"epoch {epoch}"
+        )
+        plotting.save_figure(figure, path)
+
+    def _write_npz(self, epoch: int, arrays: dict[str, np.ndarray], path: str) -> None:
+        content = dict(arrays, images=self.images, epoch=np.int64(epoch))
+        optional = {"labels": self.labels, "targets": self.targets, "class_names": self.class_names}
+        content.update({k: np.asarray(v) for k, v in optional.items() if v is not None})
+        buffer = io.BytesIO()
+        np.savez(buffer, **content)
+        plotting.write_atomic(path, buffer.getvalue())
+
+    def _write_tb(self, epoch: int, arrays: dict[str, np.ndarray], path: str) -> None:
+        del path  # the events go to one growing file per run, named by TensorFlow
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(self.log_dir)
+        colormap = matplotlib.colormaps["hot"]
+        batch = self.images.shape[0]
+        with self._writer.as_default(step=epoch):
+            if not self._inputs_logged:
+                tf.summary.image("maps/inputs", np.clip(self.images, 0, 1), max_outputs=batch)
+                self._inputs_logged = True
+            for method in self.methods:
+                coloured = colormap(arrays[method])[..., :3].astype(np.float32)
+                tf.summary.image(f"maps/{method}", coloured, max_outputs=batch)
+        self._writer.flush()

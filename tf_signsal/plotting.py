@@ -1,0 +1,261 @@
+"""Figures of saliency maps: the paper's Fig. 1 grid and a map's evolution in training.
+
+Everything here builds `matplotlib.figure.Figure` objects directly (no pyplot
+state), so it works headless, in threads and inside Keras callbacks. Save a
+figure with `save_figure`, which never leaves a half-written file.
+"""
+
+from __future__ import annotations
+
+import glob
+import io
+import os
+import re
+import tempfile
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from tf_signsal import _checks
+from tf_signsal.maps import METHODS
+
+#: The file name of one logged epoch, `epoch_0003.npz` and so on.
+EPOCH_FILE = "epoch_{epoch:04d}.{ext}"
+_EPOCH_PATTERN = re.compile(r"epoch_(\d+)\.npz$")
+
+
+def _to_numpy(value: Any) -> np.ndarray:
+    return value.numpy() if hasattr(value, "numpy") else np.asarray(value)
+
+
+def _show(axis: Any, picture: np.ndarray, **kwargs: Any) -> Any:
+    # Keep the axis (so a ylabel can title the row) but hide its ticks and frame.
+    shown = axis.imshow(picture, interpolation="nearest", **kwargs)
+    axis.set_xticks([])
+    axis.set_yticks([])
+    for spine in axis.spines.values():
+        spine.set_visible(False)
+    return shown
+
+
+def _as_picture(image: np.ndarray) -> np.ndarray:
+    # A one-channel image is shown in gray; values are clipped to the [0, 1]
+    # range that matplotlib expects of float RGB images.
+    image = np.clip(image, 0.0, 1.0)
+    return image[..., 0] if image.shape[-1] == 1 else image
+
+
+def class_label(index: int, class_names: Sequence[str] | None = None) -> str:
+    """The name of class `index`, or its number when no names are given."""
+    index = int(index)
+    if class_names is not None and 0 <= index < len(class_names):
+        return str(class_names[index])
+    return str(index)
+
+
+def prediction_titles(
+    predictions: Any, labels: Any = None, class_names: Sequence[str] | None = None
+) -> list[str]:
+    """Row titles such as "true: cat / pred: dog" (or "pred: dog" without labels).
+
+    Args:
+        predictions: (B,) predicted class indices.
+        labels: optional (B,) true class indices.
+        class_names: optional names indexed by class; numbers are shown without.
+
+    Returns:
+        One title per image.
+    """
+    predictions = _to_numpy(predictions).reshape(-1)
+    if labels is None:
+        return [f"pred: {class_label(p, class_names)}" for p in predictions]
+    labels = _to_numpy(labels).reshape(-1)
+    if labels.shape != predictions.shape:
+        raise ValueError(
+            f"`labels` must have one entry per prediction, shape {predictions.shape}, "
+            f"received shape {labels.shape}"
+        )
+    return [
+        f"true: {class_label(t, class_names)} / pred: {class_label(p, class_names)}"
+        for t, p in zip(labels, predictions)
+    ]
+
+
+def plot_maps_grid(
+    images: Any,
+    maps: Mapping[str, Any],
+    methods: Sequence[str] = METHODS,
+    titles: Sequence[str] | None = None,
+    normalized: bool = True,
+    cmap: str = "hot",
+    cell_size: float = 1.6,
+    suptitle: str | None = None,
+) -> Figure:
+    """The paper's Fig. 1: a row per image, columns image | one map per method.
+
+    Args:
+        images: (B, H, W, ch) images in [0, 1] (array or tensor), or None to
+            draw the maps only.
+        maps: dict method -> (B, H, W) maps, as `SignedSaliency.explain` returns.
+        methods: which maps to draw, in column order; each must be in `maps`.
+        titles: optional one title per row (see `prediction_titles`).
+        normalized: True for maps in [0, 1], drawn with vmin 0 and vmax 1 so
+            that colours compare across maps; False scales each map to its own
+            range (for raw gradients).
+        cmap: matplotlib colormap of the maps (the paper uses "hot").
+        cell_size: size in inches of one image.
+        suptitle: optional title of the whole figure.
+
+    Returns:
+        A `matplotlib.figure.Figure` (not attached to pyplot).
+
+    Example:
+        >>> maps = tf_signsal.SignedSaliency(model).explain(images)
+        >>> fig = plot_maps_grid(images, maps, titles=prediction_titles(preds, labels, names))
+        >>> save_figure(fig, "maps.png")
+    """
+    methods = _checks.check_choices("methods", methods, tuple(maps))
+    arrays = {m: _to_numpy(maps[m]) for m in methods}
+    shape = arrays[methods[0]].shape
+    for method, array in arrays.items():
+        if array.ndim != 3 or array.shape != shape:
+            raise ValueError(
+                f"`maps` must hold (B, H, W) arrays of one shape, received {array.shape} "
+                f"for {method!r} and {shape} for {methods[0]!r}"
+            )
+    rows = shape[0]
+    if rows == 0:
+        raise ValueError("`maps` holds no image (batch size 0): there is nothing to draw")
+    if images is not None:
+        images = _to_numpy(_checks.as_image_batch(images))
+        if images.shape[:3] != shape:
+            raise ValueError(
+                f"`images` must have shape ({shape[0]}, {shape[1]}, {shape[2]}, ch) to match "
+                f"the maps, received {images.shape}"
+            )
+    if titles is not None and len(titles) != rows:
+        raise ValueError(f"`titles` must hold one title per image ({rows}), received {len(titles)}")
+
+    columns = len(methods) + (images is not None)
+    figure = Figure(figsize=(cell_size * columns + 0.4, cell_size * rows + 0.5))
+    axes = figure.subplots(rows, columns, squeeze=False)
+    limits = {"vmin": 0.0, "vmax": 1.0} if normalized else {}
+    for row in range(rows):
+        cells = list(axes[row])
+        if images is not None:
+            _show(cells.pop(0), _as_picture(images[row]), cmap="gray")
+        for method, axis in zip(methods, cells):
+            _show(axis, arrays[method][row], cmap=cmap, **limits)
+        if titles is not None:
+            axes[row][0].set_ylabel(titles[row], fontsize=8)
+    headers = (["image"] if images is not None else []) + list(methods)
+    for axis, header in zip(axes[0], headers):
+        axis.set_title(header, fontsize=9)
+    if suptitle:
+        figure.suptitle(suptitle, fontsize=10)
+    figure.tight_layout()
+    return figure
+
+
+def logged_epochs(log_dir: str | os.PathLike) -> list[tuple[int, str]]:
+    """The (epoch, npz path) pairs that `SaliencyMapsCallback` wrote, by epoch."""
+    found = []
+    for path in glob.glob(os.path.join(os.fspath(log_dir), "epoch_*.npz")):
+        match = _EPOCH_PATTERN.search(os.path.basename(path))
+        if match:
+            found.append((int(match.group(1)), path))
+    return sorted(found)
+
+
+def plot_map_evolution(
+    log_dir: str | os.PathLike,
+    image_index: int,
+    method: str,
+    cmap: str = "hot",
+    cell_size: float = 1.6,
+) -> Figure:
+    """One image's map across the epochs logged by `SaliencyMapsCallback`.
+
+    Reads the callback's `epoch_NNNN.npz` files in `log_dir`: the first column
+    shows the image (when the files hold it), then one column per logged epoch,
+    titled with the epoch and the class predicted then.
+
+    Args:
+        log_dir: the callback's `log_dir`.
+        image_index: which image of the probe batch.
+        method: one of `METHODS` that the callback logged.
+        cmap: colormap of the maps.
+        cell_size: size in inches of one image.
+
+    Returns:
+        A `matplotlib.figure.Figure`.
+
+    Example:
+        >>> fig = plot_map_evolution("logs/maps", image_index=3, method="positive")
+        >>> save_figure(fig, "evolution.png")
+    """
+    epochs = logged_epochs(log_dir)
+    if not epochs:
+        raise ValueError(f"`log_dir` {os.fspath(log_dir)!r} holds no epoch_NNNN.npz file")
+    frames, image, class_names = [], None, None
+    for epoch, path in epochs:
+        with np.load(path) as data:
+            if method not in data.files:
+                logged = [m for m in METHODS if m in data.files]
+                raise ValueError(
+                    f"`method` must be one of the logged maps {logged}, received {method!r}"
+                )
+            batch = data[method].shape[0]
+            if not isinstance(image_index, (int, np.integer)) or not 0 <= image_index < batch:
+                raise ValueError(
+                    f"`image_index` must be an integer in [0, {batch}), received {image_index!r}"
+                )
+            frames.append((epoch, data[method][image_index], int(data["predictions"][image_index])))
+            if image is None and "images" in data.files:
+                image = data["images"][image_index]
+            if class_names is None and "class_names" in data.files:
+                class_names = [str(n) for n in data["class_names"]]
+    columns = len(frames) + (image is not None)
+    figure = Figure(figsize=(cell_size * columns + 0.4, cell_size + 0.8))
+    axes = list(figure.subplots(1, columns, squeeze=False)[0])
+    if image is not None:
+        _show(axes[0], _as_picture(image), cmap="gray")
+        axes.pop(0).set_title("image", fontsize=9)
+    for axis, (epoch, saliency, predicted) in zip(axes, frames):
+        _show(axis, saliency, cmap=cmap, vmin=0.0, vmax=1.0)
+        axis.set_title(f"epoch {epoch}\npred: {class_label(predicted, class_names)}", fontsize=8)
+    figure.suptitle(f"{method} map of image {image_index}", fontsize=10)
+    figure.tight_layout()
+    return figure
+
+
+def write_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """Write `data` to `path` through a temporary file and a rename.
+
+    The file appears whole or not at all: an interrupted run never leaves a
+    half-written file under `path`. Raises OSError when the folder cannot be
+    written.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(path) or "."
+    handle, temporary = tempfile.mkstemp(
+        dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp"
+    )
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+
+
+def save_figure(figure: Figure, path: str | os.PathLike, dpi: float = 100) -> None:
+    """Save `figure` (format from the extension, e.g. .png) atomically to `path`."""
+    buffer = io.BytesIO()
+    extension = os.path.splitext(os.fspath(path))[1].lstrip(".") or "png"
+    figure.savefig(buffer, format=extension, dpi=dpi)
+    write_atomic(path, buffer.getvalue())
