@@ -15,7 +15,7 @@ def small_conv_net(input_shape=(8, 8, 3), num_classes=5, seed=0, kind="sequentia
     """A small seeded conv net: Sequential, Functional or subclassed."""
     keras.utils.set_random_seed(seed)
     if kind == "subclassed":
-        return _SubclassedNet(num_classes)
+        return SubclassedNet(num_classes)
     layers = [
         keras.layers.Conv2D(6, 3, padding="same", activation="tanh"),
         keras.layers.Conv2D(6, 3, strides=2, padding="same", activation="relu"),
@@ -31,7 +31,7 @@ def small_conv_net(input_shape=(8, 8, 3), num_classes=5, seed=0, kind="sequentia
     return keras.Model(inputs, x)
 
 
-class _SubclassedNet(keras.Model):
+class SubclassedNet(keras.Model):
     def __init__(self, num_classes):
         super().__init__()
         self.conv = keras.layers.Conv2D(6, 3, padding="same", activation="tanh")

@@ -44,17 +44,13 @@ def check_model_input(model: Any, images: tf.Tensor, name: str = "images") -> No
     if not inputs:
         return  # a subclassed model declares nothing; it will complain itself
     if len(inputs) != 1:
-        raise ValueError(
-            f"`model` must take a single image input, it takes {len(inputs)} inputs"
-        )
+        raise ValueError(f"`model` must take a single image input, it takes {len(inputs)} inputs")
     expected = tuple(inputs[0].shape)[1:]
     received = tuple(images.shape)[1:]
     if len(expected) != len(received) or any(
         e is not None and e != r for e, r in zip(expected, received)
     ):
-        raise ValueError(
-            f"`{name}` has per-image shape {received}, but the model takes {expected}"
-        )
+        raise ValueError(f"`{name}` has per-image shape {received}, but the model takes {expected}")
 
 
 def as_targets(targets: Any, batch_size: int, num_classes: int | None = None) -> np.ndarray:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, Callable, NamedTuple, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import keras
 import numpy as np
@@ -113,9 +114,7 @@ def _chunk_jacobian(
     return tf.stack(columns, axis=1)
 
 
-def class_gradients(
-    model: Any, images: Any, classes: Sequence[int] | None = None
-) -> tf.Tensor:
+def class_gradients(model: Any, images: Any, classes: Sequence[int] | None = None) -> tf.Tensor:
     """Input gradients of the logits of every class (or of `classes`).
 
     Computed with `tf.GradientTape.batch_jacobian` inside a `tf.function`
@@ -190,15 +189,25 @@ class GradientEngine:
         self._num_classes: dict[tuple, int] = {}
 
     def num_classes(self, images: tf.Tensor) -> int:
+        """The number of classes for images of this shape, checking the model once."""
         shape = tuple(images.shape[1:])
         if shape not in self._num_classes:
-            logits = _checked_logits(self._logits(images[:1]))
+            # One eager pass on a blank image catches a model that is not a
+            # (B, C) classifier or whose output ignores its input, before any
+            # tf.function is traced (batch_jacobian would return zeros there).
+            probe = tf.zeros((1, *shape), tf.float32)
+            with tf.GradientTape() as tape:
+                tape.watch(probe)
+                logits = _checked_logits(self._logits(probe))
+            if tape.gradient(logits, probe) is None:
+                raise _no_gradient_error()
             self._num_classes[shape] = int(logits.shape[-1])
         return self._num_classes[shape]
 
     def _function(self, kind: str, images: tf.Tensor, extra_signature, python_function):
         key = (kind, tuple(images.shape[1:]))
         if key not in self._functions:
+            self.num_classes(images)
             signature = [tf.TensorSpec((None,) + key[1], tf.float32), *extra_signature]
             self._functions[key] = tf.function(python_function, input_signature=signature)
         return self._functions[key]
@@ -216,7 +225,9 @@ class GradientEngine:
         function = self._function("jacobian", images, [tf.TensorSpec((None,), tf.int32)], compute)
         return function(images, classes)
 
-    def __call__(self, images: tf.Tensor, targets: np.ndarray | None, rivals: bool) -> GradientStats:
+    def __call__(
+        self, images: tf.Tensor, targets: np.ndarray | None, rivals: bool
+    ) -> GradientStats:
         """Gradient statistics for a batch.
 
         Args:

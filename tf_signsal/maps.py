@@ -10,7 +10,8 @@ channels. Each map is then min-max normalised per image over H x W.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import tensorflow as tf
 
@@ -143,4 +144,3 @@ class SignedSaliency:
             raise ValueError("`images` is an empty tf.data.Dataset: there is nothing to explain")
         maps = {m: tf.concat([p[0][m] for p in parts], axis=0) for m in methods}
         return maps, tf.concat([p[1] for p in parts], axis=0)
-

@@ -1,0 +1,85 @@
+"""class_gradients and GradientEngine against the per-class loop reference."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import small_conv_net
+from reference import reference_class_gradients
+
+import tf_signsal
+from tf_signsal.gradients import GradientEngine
+
+
+@pytest.mark.parametrize("kind", ["sequential", "functional", "subclassed"])
+def test_class_gradients_match_loop(kind, images):
+    model = small_conv_net(kind=kind)
+    expected = reference_class_gradients(model, images)
+    got = tf_signsal.class_gradients(model, images).numpy()
+    assert got.shape == (6, 5, 8, 8, 3)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_class_gradients_subset_of_classes(model, images):
+    expected = reference_class_gradients(model, images)[:, [3, 0]]
+    got = tf_signsal.class_gradients(model, images, classes=[3, 0]).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_class_gradients_rejects_unknown_class(model, images):
+    with pytest.raises(ValueError, match="targets"):
+        tf_signsal.class_gradients(model, images, classes=[7])
+
+
+@pytest.mark.parametrize("jacobian", ["loop", "batch_jacobian"])
+@pytest.mark.parametrize("classes_per_chunk", [1, 2, 5, 16])
+def test_engine_statistics_match_loop(jacobian, classes_per_chunk, images):
+    model = small_conv_net(num_classes=5)
+    gradients = reference_class_gradients(model, images)
+    targets = np.array([0, 4, 2, 2, 1, 3], np.int32)
+    engine = GradientEngine(model, classes_per_chunk=classes_per_chunk, jacobian=jacobian)
+    stats = engine(tf.constant(images), targets, rivals=True)
+    for b, target in enumerate(targets):
+        others = np.delete(gradients[b], target, axis=0)
+        np.testing.assert_allclose(stats.target_gradient[b], gradients[b, target], atol=1e-6)
+        np.testing.assert_allclose(stats.rival_max[b], others.max(axis=0), atol=1e-6)
+        np.testing.assert_allclose(stats.rival_min[b], others.min(axis=0), atol=1e-6)
+    np.testing.assert_array_equal(stats.targets, targets)
+
+
+def test_engine_predicted_targets_are_first_argmax(model, images):
+    engine = GradientEngine(model)
+    stats = engine(tf.constant(images), None, rivals=False)
+    expected = np.asarray(model(images, training=False)).argmax(axis=1)
+    np.testing.assert_array_equal(stats.targets, expected)
+    np.testing.assert_allclose(stats.logits, model(images, training=False), rtol=1e-5, atol=1e-6)
+
+
+def test_no_retracing_when_batch_size_changes(model, rng):
+    engine = GradientEngine(model)
+    for batch in (1, 3, 7):
+        engine(tf.constant(rng.random((batch, 8, 8, 3), np.float32)), None, rivals=True)
+    function = engine._functions[("rivals", (8, 8, 3))]
+    assert function.experimental_get_tracing_count() == 1
+
+
+def test_single_class_model_keeps_every_gradient_active(images):
+    model = small_conv_net(num_classes=1)
+    stats = GradientEngine(model)(tf.constant(images), None, rivals=True)
+    assert np.all(np.isneginf(stats.rival_max)) and np.all(np.isposinf(stats.rival_min))
+
+
+def test_output_independent_of_input_is_rejected(images):
+    import keras
+
+    inputs = keras.Input((8, 8, 3))
+    constant = keras.layers.Lambda(lambda x: tf.zeros((tf.shape(x)[0], 4)))(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(3)(constant))
+    with pytest.raises(ValueError, match="does not depend on its input"):
+        tf_signsal.class_gradients(model, images)
+
+
+def test_bad_engine_arguments(model):
+    with pytest.raises(ValueError, match="classes_per_chunk"):
+        GradientEngine(model, classes_per_chunk=0)
+    with pytest.raises(ValueError, match="jacobian"):
+        GradientEngine(model, jacobian="fast")

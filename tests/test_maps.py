@@ -1,0 +1,198 @@
+"""SignedSaliency against the plain loop reference, properties and input checks."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import small_conv_net
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from reference import reference_class_gradients, reference_maps
+
+import tf_signsal
+from tf_signsal import METHODS, SignedSaliency
+
+
+def assert_maps_close(got, expected):
+    assert set(got) == set(expected)
+    for method in expected:
+        np.testing.assert_allclose(got[method], expected[method], atol=2e-5, err_msg=method)
+
+
+@pytest.mark.parametrize("kind", ["sequential", "functional", "subclassed"])
+def test_maps_match_reference_for_predicted_class(kind, images):
+    model = small_conv_net(kind=kind)
+    assert_maps_close(SignedSaliency(model).explain(images), reference_maps(model, images))
+
+
+@pytest.mark.parametrize("classes_per_chunk", [1, 3, 16])
+def test_maps_match_reference_for_given_targets(classes_per_chunk, images):
+    model = small_conv_net(num_classes=7)
+    targets = np.array([6, 0, 3, 3, 1, 5])
+    saliency = SignedSaliency(model, classes_per_chunk=classes_per_chunk)
+    assert_maps_close(
+        saliency.explain(images, targets=targets), reference_maps(model, images, targets)
+    )
+
+
+def test_raw_maps_match_reference(model, images):
+    got = SignedSaliency(model).explain(images, normalize=False)
+    assert_maps_close(got, reference_maps(model, images, normalize=False))
+
+
+def test_any_size_and_channel_count(rng):
+    model = small_conv_net(input_shape=(11, 5, 1), num_classes=3)
+    images = rng.random((4, 11, 5, 1), dtype=np.float32)
+    assert_maps_close(SignedSaliency(model).explain(images), reference_maps(model, images))
+
+
+def test_methods_subset_and_one_pass(model, images):
+    maps = SignedSaliency(model).explain(images, methods=["negative", "active"])
+    assert list(maps) == ["negative", "active"]
+    assert maps["active"].shape == (6, 8, 8) and maps["active"].dtype == tf.float32
+
+
+def test_softmax_model_is_explained_on_its_logits(images):
+    logits_model = small_conv_net(kind="functional")
+    softmax_dense = keras.Sequential(
+        [
+            keras.Input((8, 8, 3)),
+            *logits_model.layers[1:-1],
+            keras.layers.Dense(5, activation="softmax"),
+        ]
+    )
+    softmax_dense.layers[-1].set_weights(logits_model.layers[-1].get_weights())
+    softmax_layer = keras.Model(
+        logits_model.inputs, keras.layers.Softmax()(logits_model.outputs[0])
+    )
+    expected = SignedSaliency(logits_model).explain(images)
+    for model in (softmax_dense, softmax_layer):
+        with pytest.warns(UserWarning, match="softmax"):
+            saliency = SignedSaliency(model)
+        assert_maps_close(saliency.explain(images), expected)
+    assert softmax_dense.layers[-1].activation is keras.activations.softmax
+
+
+def test_batchnorm_statistics_do_not_move(images):
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 3)),
+            keras.layers.Conv2D(4, 3),
+            keras.layers.BatchNormalization(),
+            keras.layers.ReLU(),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(3),
+        ]
+    )
+    before = [w.numpy().copy() for w in model.weights]
+    SignedSaliency(model).explain(images * 5.0 + 3.0)
+    for a, b in zip(before, model.weights):
+        np.testing.assert_array_equal(a, b.numpy())
+
+
+def test_dataset_input_returns_all_images_in_order(model, images):
+    labels = np.arange(6)
+    expected = SignedSaliency(model).explain(images)
+    for dataset in (
+        tf.data.Dataset.from_tensor_slices(images).batch(4),
+        tf.data.Dataset.from_tensor_slices((images, labels)).batch(4),
+    ):
+        assert_maps_close(SignedSaliency(model).explain(dataset), expected)
+
+
+def test_constant_map_becomes_zeros_not_nan():
+    # A linear model: its gradient is the same for every image, and with one
+    # input pixel every map is constant over H x W.
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.Input((1, 1, 3)), keras.layers.Flatten(), keras.layers.Dense(4)]
+    )
+    maps = SignedSaliency(model).explain(np.full((2, 1, 1, 3), 0.5, np.float32))
+    for m in maps.values():
+        np.testing.assert_array_equal(m, np.zeros((2, 1, 1)))
+
+
+def test_empty_batch_returns_empty_maps(model):
+    maps = SignedSaliency(model).explain(np.zeros((0, 8, 8, 3), np.float32))
+    assert all(m.shape == (0, 8, 8) for m in maps.values())
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**16),
+    height=st.integers(2, 9),
+    width=st.integers(2, 9),
+    channels=st.sampled_from([1, 3]),
+    num_classes=st.integers(2, 6),
+)
+def test_properties_on_random_models(seed, height, width, channels, num_classes):
+    model = small_conv_net((height, width, channels), num_classes, seed=seed, kind="functional")
+    images = np.random.default_rng(seed).random((3, height, width, channels), dtype=np.float32)
+    saliency = SignedSaliency(model)
+    maps = saliency.explain(images)
+    for m in maps.values():
+        m = m.numpy()
+        assert np.all(np.isfinite(m)) and m.min() >= 0.0 and m.max() <= 1.0
+    # Active pixels only where the target's gradient beats every other class
+    # in at least one channel (and inactive: loses to every other class).
+    gradients = reference_class_gradients(model, images)
+    predicted = np.asarray(model(images, training=False)).argmax(axis=1)
+    raw = saliency.explain(images, methods=["active", "inactive"], normalize=False)
+    for b, target in enumerate(predicted):
+        others = np.delete(gradients[b], target, axis=0)
+        beats = (gradients[b, target] > others.max(axis=0) + 1e-6).any(axis=-1)
+        loses = (gradients[b, target] < others.min(axis=0) - 1e-6).any(axis=-1)
+        ties = np.isclose(gradients[b, target], others.max(axis=0), atol=1e-6).any(axis=-1)
+        assert np.all((raw["active"][b].numpy() > 0) <= (beats | ties))
+        ties = np.isclose(gradients[b, target], others.min(axis=0), atol=1e-6).any(axis=-1)
+        assert np.all((raw["inactive"][b].numpy() > 0) <= (loses | ties))
+    # Reordering the batch reorders the maps and changes nothing else.
+    order = np.array([2, 0, 1])
+    shuffled = saliency.explain(images[order])
+    for method in METHODS:
+        np.testing.assert_allclose(shuffled[method], maps[method].numpy()[order], atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "images, error, message",
+    [
+        (np.zeros((8, 8, 3), np.float32), ValueError, "rank 4"),
+        (np.zeros((2, 8, 8, 3), np.uint8), TypeError, "images / 255"),
+        (np.full((2, 8, 8, 3), np.nan, np.float32), ValueError, "NaN or Inf"),
+        (np.zeros((2, 9, 8, 3), np.float32), ValueError, r"\(9, 8, 3\).*\(8, 8, 3\)"),
+        (np.zeros((2, 8, 8, 1), np.float32), ValueError, "model takes"),
+    ],
+)
+def test_bad_images(model, images, error, message):
+    with pytest.raises(error, match=message):
+        SignedSaliency(model).explain(images)
+
+
+def test_bad_targets_and_methods(model, images):
+    saliency = SignedSaliency(model)
+    with pytest.raises(ValueError, match=r"shape \(6,\)"):
+        saliency.explain(images, targets=[0, 1])
+    with pytest.raises(ValueError, match=r"\[0, 5\)"):
+        saliency.explain(images, targets=[0, 1, 2, 3, 4, 5])
+    with pytest.raises(TypeError, match="integer"):
+        saliency.explain(images, targets=np.zeros(6))
+    with pytest.raises(ValueError, match="sharpest"):
+        saliency.explain(images, methods=["sharpest"])
+
+
+def test_bad_models(images):
+    inputs = keras.Input((8, 8, 3))
+    features = keras.layers.GlobalAveragePooling2D()(inputs)
+    two_outputs = keras.Model(
+        inputs, [keras.layers.Dense(3)(features), keras.layers.Dense(2)(features)]
+    )
+    with pytest.raises(ValueError, match="single output"):
+        SignedSaliency(two_outputs).explain(images)
+    not_a_classifier = keras.Model(inputs, keras.layers.Conv2D(2, 1)(inputs))
+    with pytest.raises(ValueError, match=r"shape \(batch, classes\)"):
+        SignedSaliency(not_a_classifier).explain(images)
+
+
+def test_version():
+    assert tf_signsal.__version__
