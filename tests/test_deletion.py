@@ -1,0 +1,217 @@
+"""AllegianceEvaluator against the plain numpy reference of the spec's section 2.2."""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import small_conv_net
+from reference_deletion import reference_allegiance, reference_mask
+from tf_signsal.deletion import (
+    ALL_PAIRS,
+    PAPER_FRACTIONS,
+    PAPER_PAIRS,
+    AllegianceEvaluator,
+    AllegianceResult,
+    deletion_masks,
+    random_maps,
+    trapezoid_auc,
+)
+from tf_signsal.maps import SignedSaliency
+
+RANDOM_PAIR = ("random", "black")
+
+
+def tie_net(seed=1):
+    """1x1 convolutions + ReLU + average pooling: a pixel's gradient depends only on
+    which units it switches on, so the maps hold many exact ties and zeros."""
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential([
+        keras.Input((8, 8, 3)),
+        keras.layers.Conv2D(3, 1, activation="relu"),
+        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(4),
+    ])
+
+
+def maps_for(model, images, pairs, seed=0):
+    methods = sorted({m for m, _ in pairs} - {"random"})
+    maps = {m: v.numpy() for m, v in SignedSaliency(model).explain(images, methods=methods).items()}
+    maps["random"] = random_maps(tf.constant(images), tf.constant(seed, tf.int64)).numpy()
+    return maps
+
+
+def assert_same(result, other):
+    assert result.n_images == other.n_images
+    assert list(result.curves) == list(other.curves)
+    for pair in result.curves:
+        np.testing.assert_array_equal(result.curves[pair], other.curves[pair])
+        np.testing.assert_array_equal(result.deleted[pair], other.deleted[pair])
+        assert result.auc[pair] == other.auc[pair]
+    assert (result.accuracy is None) == (other.accuracy is None)
+
+
+@pytest.mark.parametrize("make_model", [small_conv_net, tie_net], ids=["tanh_relu", "ties"])
+def test_matches_numpy_reference(make_model, rng):
+    model = make_model()
+    images = rng.random((24, 8, 8, 3), dtype=np.float32)
+    images[:4, 2:6, 2:6] = 0.5  # flat patches: more ties in the maps
+    labels = rng.integers(0, 4, 24)
+    pairs = ALL_PAIRS + (RANDOM_PAIR,)
+    maps = maps_for(model, images, pairs)
+    if make_model is tie_net:  # the rules under test must really be exercised
+        assert any((maps[m] == 0).any() for m in maps)
+        assert any(len(np.unique(maps[m][b])) < 50 for m in maps for b in range(24))
+
+    result = AllegianceEvaluator(model, pairs=pairs, batch_size=64).evaluate(
+        (images, labels), verbose=0
+    )
+    curves, auc, deleted, accuracy = reference_allegiance(
+        model, images, maps, pairs, PAPER_FRACTIONS, labels=labels
+    )
+    assert result.n_images == 24
+    np.testing.assert_array_equal(result.fractions, PAPER_FRACTIONS)
+    for pair in pairs:
+        np.testing.assert_array_equal(result.curves[pair], curves[pair])
+        np.testing.assert_array_equal(result.accuracy[pair], accuracy[pair])
+        np.testing.assert_allclose(result.deleted[pair], deleted[pair], rtol=1e-12)
+        assert result.auc[pair] == pytest.approx(auc[pair], rel=1e-12)
+        assert result.curves[pair][0] == 1.0
+
+
+def test_deletion_masks_follow_the_numpy_rule(rng):
+    # 2 x 5 = 10 pixels: round(p * 10) hits the halves 0.5 -> 0, 2.5 -> 2, 3.5 -> 4
+    # (half to even), and the maps hold ties, zeros and negative values.
+    fractions = (0.0, 0.05, 0.25, 0.3, 0.35, 0.6, 0.99)
+    maps = np.stack([
+        np.array([[0.9, 0.9, 0.5, 0.5, 0.5], [0.1, 0.0, 0.0, 0.0, 0.0]]),
+        np.array([[1.0, 0.8, 0.6, 0.4, 0.2], [0.0, -0.2, -0.4, -0.6, -0.8]]),
+        np.zeros((2, 5)),
+        rng.integers(0, 3, (2, 5)).astype(float),
+        rng.random((2, 5)),
+    ]).astype(np.float32)
+    masks = deletion_masks(maps, fractions).numpy()
+    assert masks.shape == (5, len(fractions), 2, 5)
+    for b in range(len(maps)):
+        for j, p in enumerate(fractions):
+            np.testing.assert_array_equal(masks[b, j], reference_mask(maps[b], p))
+    # Ties at the threshold stay, zeros stay even below a negative threshold.
+    assert masks[0, 3].sum() == 2 and not masks[1, 6][1, 0]
+
+
+def test_arrays_dataset_and_batch_size_agree(model, rng):
+    images = rng.random((21, 8, 8, 3), dtype=np.float32)
+    pairs = PAPER_PAIRS + (RANDOM_PAIR,)
+    base = AllegianceEvaluator(model, pairs=pairs, batch_size=21).evaluate(images, verbose=0)
+    for batch_size in (1, 8):
+        other = AllegianceEvaluator(model, pairs=pairs, batch_size=batch_size)
+        assert_same(base, other.evaluate(images, verbose=0))
+    # A tiny memory budget: one occluded image per model call.
+    small = AllegianceEvaluator(model, pairs=pairs, memory_budget=1)
+    assert_same(base, small.evaluate(images, verbose=0))
+    dataset = tf.data.Dataset.from_tensor_slices(images).batch(5)
+    assert_same(base, AllegianceEvaluator(model, pairs=pairs).evaluate(dataset, verbose=0))
+    labelled = tf.data.Dataset.from_tensor_slices((images, np.arange(21) % 5)).batch(4)
+    with_labels = AllegianceEvaluator(model, pairs=pairs).evaluate(labelled, verbose=1)
+    assert with_labels.accuracy is not None
+    assert_same(base, AllegianceEvaluator(model, pairs=pairs).evaluate(
+        labelled.map(lambda x, y: x), verbose=0
+    ))
+    direct = AllegianceEvaluator(model, pairs=pairs).evaluate((images, np.arange(21) % 5), 0)
+    for pair in pairs:
+        np.testing.assert_array_equal(with_labels.accuracy[pair], direct.accuracy[pair])
+
+
+def test_value_range_and_fills(model, rng):
+    # A model taking [0, 255] inputs: black and white are the ends of value_range.
+    images = rng.random((10, 8, 8, 3), dtype=np.float32)
+    pairs = (("positive", "black"), ("negative", "white"), ("standard", 0.25),
+             ("active", (0.1, 0.5, 0.9)))
+    result = AllegianceEvaluator(model, pairs=pairs, value_range=(-1.0, 2.0)).evaluate(images, 0)
+    maps = maps_for(model, images, pairs)
+    explicit = (("positive", -1.0), ("negative", 2.0), ("standard", 0.25),
+                ("active", (0.1, 0.5, 0.9)))
+    curves, _, _, _ = reference_allegiance(model, images, maps, explicit, PAPER_FRACTIONS)
+    for pair, same in zip(pairs, explicit):
+        np.testing.assert_array_equal(result.curves[pair], curves[same])
+
+
+def test_auc_of_a_known_curve():
+    fractions = (0.0, 0.5, 0.9)
+    assert trapezoid_auc(fractions, (1.0, 1.0, 1.0)) == pytest.approx(0.9)
+    assert trapezoid_auc(fractions, (1.0, 0.0, 0.0)) == pytest.approx(0.25)
+    assert trapezoid_auc(fractions, (1.0, 0.5, 0.5)) == pytest.approx(0.375 + 0.2)
+
+
+def test_random_maps_are_seeded_and_batch_independent(images):
+    first = random_maps(tf.constant(images), tf.constant(3, tf.int64)).numpy()
+    alone = random_maps(tf.constant(images[2:3]), tf.constant(3, tf.int64)).numpy()
+    other_seed = random_maps(tf.constant(images), tf.constant(4, tf.int64)).numpy()
+    np.testing.assert_array_equal(first[2], alone[0])
+    assert (first > 0).all() and (first <= 1).all()
+    assert not np.array_equal(first, other_seed)
+    assert not np.array_equal(first[0], first[1])
+    assert len(np.unique(first[0])) == first[0].size
+
+
+def test_json_round_trip_and_summary(model, images, tmp_path):
+    pairs = PAPER_PAIRS + (("standard", 0.5), ("active", (0.1, 0.2, 0.3)))
+    result = AllegianceEvaluator(model, pairs=pairs).evaluate((images, np.arange(6) % 5), 0)
+    path = tmp_path / "allegiance.json"
+    result.save_json(path)
+    assert "positive/black" in json.loads(path.read_text())["curves"]
+    loaded = AllegianceResult.load_json(path)
+    assert loaded == result
+    assert_same(result, loaded)
+    assert list(loaded.curves) == list(pairs)
+    assert os.listdir(tmp_path) == ["allegiance.json"]  # no temporary file left
+    text = result.summary()
+    assert "positive/black" in text and f"{result.auc[('positive', 'black')]:.3f}" in text
+
+
+def test_plot_returns_axes(model, images):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    result = AllegianceEvaluator(model).evaluate(images, verbose=0)
+    ax = result.plot()
+    assert len(ax.lines) == len(PAPER_PAIRS)
+    assert ax.lines[0].get_linestyle() == "-" and ax.lines[3].get_linestyle() == "--"
+    np.testing.assert_allclose(ax.lines[0].get_xdata(), np.array(PAPER_FRACTIONS) * 100)
+    assert "AUC" in ax.get_legend().get_texts()[0].get_text()
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"fractions": (0.0, 0.2, 0.1)}, "strictly increasing"),
+        ({"fractions": (0.0, 0.5, 1.0)}, r"\[0, 1\)"),
+        ({"fractions": (-0.1, 0.5)}, r"\[0, 1\)"),
+        ({"pairs": (("gradcam", "black"),)}, "valid methods are"),
+        ({"pairs": (("positive", "grey"),)}, "black"),
+        ({"pairs": (("positive", "black"), ("positive", "black"))}, "repeat"),
+        ({"value_range": (1.0, 0.0)}, "low < high"),
+        ({"batch_size": 0}, "batch_size"),
+    ],
+)
+def test_bad_arguments(model, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        AllegianceEvaluator(model, **kwargs)
+
+
+def test_bad_data(model, images):
+    evaluator = AllegianceEvaluator(model)
+    with pytest.raises(ValueError, match="model takes"):
+        evaluator.evaluate(np.zeros((2, 9, 9, 3), np.float32), verbose=0)
+    with pytest.raises(ValueError, match="no images"):
+        evaluator.evaluate(np.zeros((0, 8, 8, 3), np.float32), verbose=0)
+    with pytest.raises(ValueError, match="empty"):
+        evaluator.evaluate(tf.data.Dataset.from_tensor_slices(images).take(0).batch(2), 0)
+    with pytest.raises(ValueError, match="empty"):
+        evaluator.evaluate(tf.data.Dataset.from_tensor_slices(images).filter(
+            lambda x: False).batch(2), 0)
+    with pytest.raises(ValueError, match="channel"):
+        AllegianceEvaluator(model, pairs=(("positive", (0.0, 1.0)),)).evaluate(images, 0)
