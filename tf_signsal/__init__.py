@@ -9,12 +9,26 @@ Pipeline: images -> `class_gradients` / `GradientEngine` -> `SignedSaliency`
 (five maps) -> `AllegianceEvaluator` (deletion) -> `AllegianceResult`.
 """
 
+from tf_signsal.deletion import (
+    ALL_PAIRS,
+    FILLS,
+    PAPER_FRACTIONS,
+    PAPER_PAIRS,
+    AllegianceEvaluator,
+    AllegianceResult,
+)
 from tf_signsal.gradients import GradientEngine, class_gradients
 from tf_signsal.maps import METHODS, SignedSaliency
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ALL_PAIRS",
+    "FILLS",
+    "PAPER_FRACTIONS",
+    "PAPER_PAIRS",
+    "AllegianceEvaluator",
+    "AllegianceResult",
     "METHODS",
     "GradientEngine",
     "SignedSaliency",
