@@ -5,6 +5,10 @@ on logits, constant learning rate, no augmentation, seed 42, test accuracy after
 and the model of the final epoch is kept (no model selection). The batch size is the dataset's
 (`data.load` batches by 128, the paper's).
 
+One known difference from PyTorch's AdamW: Keras adds epsilon to sqrt(v) before the bias
+correction, PyTorch after, so Keras's epsilon acts like PyTorch's times sqrt(1 - beta_2**t).
+It only changes the step of weights whose gradients are below about 1e-6.
+
 Example:
 
 ```python
@@ -120,7 +124,12 @@ def fit_paper_recipe(
 
         callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=write_history))
     history = model.fit(
-        train_ds, epochs=epochs, validation_data=test_ds, callbacks=callbacks, verbose=verbose
+        train_ds,
+        epochs=epochs,
+        validation_data=test_ds,
+        callbacks=callbacks,
+        verbose=verbose,
+        shuffle=False,  # a tf.data.Dataset brings its own order (data.load(shuffle=True))
     )
     if out_dir is not None:
         _write_atomic(out_dir, "model.keras", model.save)
