@@ -53,7 +53,7 @@ _SPLITS = {
     },
 }
 _TFDS_NAMES = {"cifar10": "cifar10", "imagenette": "imagenette/full-size-v2"}
-# Encoded records kept for shuffling: all of either split of both datasets.
+# Records kept for shuffling: all of either split of both datasets.
 _MAX_SHUFFLE_BUFFER = 60_000
 # The extensions `keras.utils.image_dataset_from_directory` reads.
 _IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
@@ -135,15 +135,21 @@ def load(
         )
     folder, tfds_split = _SPLITS[name][split]
     if data_dir is not None:
-        ds = _encoded_from_folder(name, folder, os.fspath(data_dir))
+        ds = _paths_from_folder(name, folder, os.fspath(data_dir))
     else:
         ds = _encoded_from_tfds(name, tfds_split)
     if shuffle:
-        # Shuffle the encoded records, not decoded images, so the buffer can hold the whole
-        # split: a full reshuffle every epoch, like the paper's shuffled PyTorch DataLoader.
+        # Shuffle file paths (or encoded records), not decoded images, so the buffer can hold
+        # the whole split: a full reshuffle every epoch, like the paper's shuffled DataLoader.
         known = int(ds.cardinality())
         buffer = min(known, _MAX_SHUFFLE_BUFFER) if known > 0 else _MAX_SHUFFLE_BUFFER
         ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+    if data_dir is not None:
+        ds = ds.map(
+            lambda path, label: (tf.io.read_file(path), label),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
     if drop_grayscale:
         ds = ds.filter(lambda encoded, label: _num_channels(encoded) == 3)
     ds = ds.map(
@@ -154,8 +160,8 @@ def load(
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def _encoded_from_folder(name: str, folder: str, data_dir: str) -> tf.data.Dataset:
-    """(encoded image bytes, int64 label) in sorted class/file order, from an image folder."""
+def _paths_from_folder(name: str, folder: str, data_dir: str) -> tf.data.Dataset:
+    """(file path, int64 label) in sorted class/file order, from an image-folder tree."""
     root = data_dir
     if not tf.io.gfile.isdir(os.path.join(root, folder)):
         root = os.path.join(data_dir, name)
@@ -185,12 +191,7 @@ def _encoded_from_folder(name: str, folder: str, data_dir: str) -> tf.data.Datas
         labels += [label] * len(files)
     if not paths:
         raise ValueError(f"`data_dir`: no image files under {split_dir}/<class>/")
-    ds = tf.data.Dataset.from_tensor_slices((paths, tf.constant(labels, tf.int64)))
-    return ds.map(
-        lambda path, label: (tf.io.read_file(path), label),
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=True,
-    )
+    return tf.data.Dataset.from_tensor_slices((paths, tf.constant(labels, tf.int64)))
 
 
 def _encoded_from_tfds(name: str, split: str) -> tf.data.Dataset:
