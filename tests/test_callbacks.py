@@ -1,6 +1,7 @@
 """Callbacks during model.fit: files written, maps equal to a direct explanation, logs, and
 training left exactly as it is without them."""
 
+import csv
 import os
 import warnings
 
@@ -11,9 +12,11 @@ import tensorflow as tf
 from matplotlib.image import imread
 
 from tf_signsal import callbacks, plotting
+from tf_signsal.deletion import PAPER_PAIRS, AllegianceEvaluator, AllegianceResult
 from tf_signsal.maps import METHODS, SignedSaliency
 
-NUM_CLASSES = 4
+NUM_CLASSES = 3
+AUC_KEYS = [f"allegiance_auc_{method}_{fill}" for method, fill in PAPER_PAIRS]
 
 
 def bn_net(kind="sequential", seed=0):
@@ -35,7 +38,7 @@ def bn_net(kind="sequential", seed=0):
             x = layer(x)
         model = keras.Model(inputs, x)
     model.compile(
-        optimizer=keras.optimizers.Adam(0.05),
+        optimizer=keras.optimizers.Adam(0.02),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
@@ -46,7 +49,8 @@ def bn_net(kind="sequential", seed=0):
 def data():
     rng = np.random.default_rng(1)
     x = rng.random((48, 8, 8, 3), dtype=np.float32)
-    y = rng.integers(0, NUM_CLASSES, 48)
+    # A learnable task (the brightest channel), so that the maps and AUCs move.
+    y = np.argmax(x.mean(axis=(1, 2)), axis=1)
     return x, y
 
 
@@ -77,9 +81,35 @@ def test_maps_callback_during_fit(kind, data, tmp_path):
     probe, labels = x[:3], y[:3]
     untrained = SignedSaliency(bn_net(kind)).explain(probe)
     model = bn_net(kind)
-    names = ["a", "b", "c", "d"]
+    names = ["a", "b", "c"]
     maps_cb = callbacks.SaliencyMapsCallback(probe, tmp_path, labels=labels, class_names=names)
-    fit(model, data, [maps_cb], validation_data=(x[:16], y[:16]))
+    held_out = (x[32:], y[32:])
+    allegiance = callbacks.AllegianceCallback(held_out, save_dir=tmp_path / "curves")
+    csv_path = tmp_path / "log.csv"
+    history = fit(
+        model,
+        data,
+        [maps_cb, allegiance, keras.callbacks.CSVLogger(str(csv_path))],
+        validation_data=(x[:16], y[:16]),
+    )
+
+    # AUCs: one per epoch in History and in the CSV written after the callback.
+    assert allegiance.evaluated_epochs == [1, 2]
+    with open(csv_path) as file:
+        rows = list(csv.DictReader(file))
+    for method, fill in PAPER_PAIRS:
+        key = f"allegiance_auc_{method}_{fill}"
+        expected = [allegiance.results[e].auc[(method, fill)] for e in (1, 2)]
+        assert history.history[key] == expected
+        assert [float(row[key]) for row in rows] == pytest.approx(expected, abs=1e-12)
+        assert all(0.0 <= v <= 0.9 + 1e-9 for v in expected)
+    for epoch in (1, 2):
+        saved = AllegianceResult.load_json(tmp_path / "curves" / f"epoch_{epoch:04d}.json")
+        assert saved == allegiance.results[epoch]
+    # The last epoch's AUCs are those of the trained model, recomputed now
+    # (deletion does flip predictions here, so the comparison has teeth).
+    assert min(allegiance.results[2].auc.values()) < 0.9
+    assert allegiance.results[2].auc == AllegianceEvaluator(model).evaluate(held_out, verbose=0).auc
 
     files = sorted(os.listdir(tmp_path))
     for epoch in (0, 1, 2):
@@ -130,7 +160,9 @@ def test_training_is_not_perturbed(data, tmp_path):
     fit(plain, data, [], epochs=2, validation_data=(x[:16], y[:16]))
     watched = bn_net()
     maps_cb = callbacks.SaliencyMapsCallback(x[:4], tmp_path, formats=["npz"])
-    fit(watched, data, [maps_cb], epochs=2, validation_data=(x[:16], y[:16]))
+    allegiance = callbacks.AllegianceCallback(x[:8])
+    fit(watched, data, [maps_cb, allegiance], epochs=2, validation_data=(x[:16], y[:16]))
+    assert allegiance.evaluated_epochs == [1, 2]
     # BatchNorm moving statistics are among the weights (non-trainable ones).
     assert len(plain.weights) == len(watched.weights)
     for a, b in zip(plain.weights, watched.weights):
@@ -149,9 +181,24 @@ def test_tf_data_input_every_n_epochs_and_initial_epoch(data, tmp_path):
     maps_cb = callbacks.SaliencyMapsCallback(
         x[:2], tmp_path, methods=["positive", "active"], every_n_epochs=2, formats=("npz",)
     )
-    model.fit(dataset, epochs=4, initial_epoch=1, callbacks=[maps_cb], verbose=0, shuffle=False)
+    held_out = tf.data.Dataset.from_tensor_slices((x[:20], y[:20])).batch(8)
+    allegiance = callbacks.AllegianceCallback(held_out, every_n_epochs=2)
+    history = model.fit(
+        dataset,
+        epochs=4,
+        initial_epoch=1,
+        callbacks=[maps_cb, allegiance],
+        verbose=0,
+        shuffle=False,
+        validation_data=held_out,
+    )
     # Before training at the initial epoch (1), then after epochs 2 and 4.
     assert sorted(os.listdir(tmp_path)) == ["epoch_0001.npz", "epoch_0002.npz", "epoch_0004.npz"]
+    # The first epoch of the fit (2) and every second one: epochs 2 and 4.
+    assert allegiance.evaluated_epochs == [2, 4]
+    assert allegiance.results[4].n_images == 20
+    for key in AUC_KEYS:
+        assert history.history[key] == [allegiance.results[e].auc[_pair(key)] for e in (2, 4)]
     with np.load(tmp_path / "epoch_0004.npz") as npz:
         assert set(npz.files) == {"positive", "active", "logits", "predictions", "images", "epoch"}
 
@@ -159,7 +206,7 @@ def test_tf_data_input_every_n_epochs_and_initial_epoch(data, tmp_path):
 def test_targets_are_explained(data, tmp_path):
     x, _ = data
     model = bn_net()
-    targets = np.array([3, 0, 1])
+    targets = np.array([2, 0, 1])
     maps_cb = callbacks.SaliencyMapsCallback(x[:3], tmp_path, targets=targets, formats=["npz"])
     maps_cb.set_model(model)
     maps_cb.log_epoch(7)
@@ -230,3 +277,69 @@ def test_map_evolution_of_a_logged_run(data, tmp_path):
     ]
     with np.load(tmp_path / "epoch_0001.npz") as npz:
         np.testing.assert_array_equal(axes[2].images[0].get_array(), npz["negative"][1])
+
+
+def _pair(key):
+    method, fill = key.removeprefix("allegiance_auc_").split("_")
+    return method, fill
+
+
+def test_allegiance_every_n_epochs_with_csv_and_early_stopping(data, tmp_path):
+    x, y = data
+    model = bn_net()
+    pairs = [("positive", "black"), ("negative", 0.5)]
+    allegiance = callbacks.AllegianceCallback(x[:8], every_n_epochs=2, pairs=pairs, prefix="del")
+    keys = ["del_auc_positive_black", "del_auc_negative_0.5"]
+    csv_path = tmp_path / "log.csv"
+    stopper = keras.callbacks.EarlyStopping(keys[0], mode="min", patience=10)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        history = fit(
+            model,
+            data,
+            [allegiance, keras.callbacks.CSVLogger(str(csv_path)), stopper],
+            epochs=3,
+        )
+    # Epoch 1 (the first of the fit) and epoch 2; nothing is added at epoch 3.
+    assert allegiance.evaluated_epochs == [1, 2]
+    assert [allegiance.log_key(p) for p in pairs] == keys
+    for key, pair in zip(keys, pairs):
+        assert history.history[key] == [allegiance.results[e].auc[pair] for e in (1, 2)]
+    with open(csv_path) as file:
+        rows = list(csv.DictReader(file))
+    assert [row[keys[0]] for row in rows][2] == "NA"
+    assert float(rows[1][keys[1]]) == pytest.approx(allegiance.results[2].auc[pairs[1]])
+    # EarlyStopping saw the key on the evaluated epochs and skipped epoch 3 only.
+    missing = [w for w in caught if "not available" in str(w.message)]
+    assert len(missing) == 1
+
+
+def test_allegiance_after_a_logs_reader_is_not_seen(data):
+    model = bn_net()
+    allegiance = callbacks.AllegianceCallback(data[0][:8], pairs=[("active", "black")])
+    stopper = keras.callbacks.EarlyStopping("allegiance_auc_active_black", mode="min")
+    with pytest.warns(UserWarning, match="not available"):
+        fit(model, data, [stopper, allegiance], epochs=1)  # wrong order: documented
+
+
+def test_allegiance_save_dir_io_error_warns(data, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    model = bn_net()
+    allegiance = callbacks.AllegianceCallback(data[0][:8], save_dir=blocker / "curves")
+    with pytest.warns(RuntimeWarning, match="could not write"):
+        history = fit(model, data, [allegiance], epochs=1)
+    assert len(history.history[AUC_KEYS[0]]) == 1
+
+
+def test_allegiance_argument_validation(data):
+    x = data[0][:8]
+    with pytest.raises(ValueError, match="every_n_epochs"):
+        callbacks.AllegianceCallback(x, every_n_epochs=0)
+    with pytest.raises(ValueError, match="prefix"):
+        callbacks.AllegianceCallback(x, prefix="")
+    with pytest.raises(RuntimeError, match="set_model"):
+        callbacks.AllegianceCallback(x).evaluate()
+    bad_pairs = callbacks.AllegianceCallback(x, pairs=[("sideways", "black")])
+    with pytest.raises(ValueError, match="sideways"):
+        bad_pairs.set_model(bn_net())

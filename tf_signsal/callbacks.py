@@ -24,6 +24,14 @@ import numpy as np
 import tensorflow as tf
 
 from tf_signsal import _checks, plotting
+from tf_signsal.deletion import (
+    PAPER_FRACTIONS,
+    PAPER_PAIRS,
+    AllegianceEvaluator,
+    AllegianceResult,
+    Pair,
+    pair_name,
+)
 from tf_signsal.maps import METHODS, SignedSaliency
 
 FORMATS: tuple[str, ...] = ("png", "npz", "tensorboard")
@@ -229,3 +237,125 @@ class SaliencyMapsCallback(keras.callbacks.Callback):
                 coloured = colormap(arrays[method])[..., :3].astype(np.float32)
                 tf.summary.image(f"maps/{method}", coloured, max_outputs=batch)
         self._writer.flush()
+
+
+class AllegianceCallback(keras.callbacks.Callback):
+    """Add the deletion benchmark's AUCs to the epoch's logs while a model trains.
+
+    At the end of the first epoch of each `fit` and of every `every_n_epochs`-th
+    epoch (1-based), an `AllegianceEvaluator` runs on `data` with the current
+    weights, and each pair's AUC is added to the epoch's `logs` as
+    `f"{prefix}_auc_{method}_{fill}"`, e.g. `allegiance_auc_positive_black`
+    (lower is better: the map found the pixels the model relies on). The
+    values then appear in the History, the progress bar, CSVLogger, Keras's
+    TensorBoard callback, and can be monitored by ModelCheckpoint or
+    EarlyStopping (`mode="min"`).
+
+    Order matters: Keras calls callbacks in list order and they share the
+    logs, so put this callback BEFORE CSVLogger, TensorBoard, ModelCheckpoint
+    and EarlyStopping in the `callbacks` list (History and the progress bar
+    always come last).
+
+    On the other epochs nothing is added: EarlyStopping and ModelCheckpoint
+    skip those epochs (with a warning), and History holds one value per
+    evaluated epoch (`evaluated_epochs` says which). The first epoch is always
+    evaluated so that CSVLogger, which fixes its columns at its first row,
+    has the AUC columns ("NA" on the other epochs).
+
+    The evaluation runs in inference mode and leaves training as it is
+    without the callback.
+
+    Args:
+        data: the held-out set, as `AllegianceEvaluator.evaluate` takes it:
+            images, (images, labels) arrays, or a finite `tf.data.Dataset`.
+            Keep it small (a few hundred images): it is evaluated every time.
+        every_n_epochs: evaluate after every n-th epoch.
+        pairs: (method, fill) pairs; the paper's six by default.
+        fractions: deletion fractions; the paper's 13 by default.
+        prefix: prefix of the log keys.
+        save_dir: optional folder for each evaluated epoch's full curves, as
+            `AllegianceResult` JSON (`epoch_0003.json`), written atomically; an
+            I/O error gives a `RuntimeWarning` and training goes on.
+        batch_size: images per saliency pass for array data.
+        value_range: (black, white), the ends of the model's input range.
+
+    Attributes:
+        results: {epoch: AllegianceResult} of the evaluated epochs (1-based).
+
+    Example:
+        >>> allegiance = AllegianceCallback((x_val[:256], y_val[:256]), save_dir="logs/allegiance")
+        >>> model.fit(x, y, epochs=10, callbacks=[
+        ...     allegiance,                                  # before the callbacks that read logs
+        ...     keras.callbacks.CSVLogger("training.csv"),
+        ...     keras.callbacks.EarlyStopping("allegiance_auc_positive_black", mode="min"),
+        ... ])
+    """
+
+    def __init__(
+        self,
+        data: Any,
+        every_n_epochs: int = 1,
+        pairs: Sequence[Pair] = PAPER_PAIRS,
+        fractions: Sequence[float] = PAPER_FRACTIONS,
+        prefix: str = "allegiance",
+        save_dir: str | os.PathLike | None = None,
+        batch_size: int = 128,
+        value_range: tuple[float, float] = (0.0, 1.0),
+    ):
+        super().__init__()
+        if not isinstance(prefix, str) or not prefix:
+            raise ValueError(f"`prefix` must be a non-empty string, received {prefix!r}")
+        self.data = data
+        self.every_n_epochs = _check_every_n_epochs(every_n_epochs)
+        self.prefix = prefix
+        self.save_dir = None if save_dir is None else os.fspath(save_dir)
+        # The evaluator (which checks these) needs the model: built in set_model,
+        # that is when `fit` starts, before any training step.
+        self._settings = dict(
+            fractions=fractions, pairs=pairs, batch_size=batch_size, value_range=value_range
+        )
+        self.results: dict[int, AllegianceResult] = {}
+        self._evaluator: AllegianceEvaluator | None = None
+        self._first_epoch = True
+
+    def log_key(self, pair: Pair) -> str:
+        """The logs key of a pair's AUC, e.g. "allegiance_auc_positive_black"."""
+        return f"{self.prefix}_auc_" + pair_name(pair).replace("/", "_")
+
+    @property
+    def evaluated_epochs(self) -> list[int]:
+        """The 1-based epochs whose AUCs were logged, in order."""
+        return sorted(self.results)
+
+    def set_model(self, model):
+        super().set_model(model)
+        if self._evaluator is None or self._evaluator.model is not model:
+            # Built once per model: its traced functions read the live weights.
+            self._evaluator = AllegianceEvaluator(model, **self._settings)
+
+    def on_train_begin(self, logs=None):
+        self._first_epoch = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        first, self._first_epoch = self._first_epoch, False
+        if not first and (epoch + 1) % self.every_n_epochs != 0:
+            return
+        result = self.evaluate()
+        self.results[epoch + 1] = result
+        if logs is not None:
+            logs.update({self.log_key(pair): float(auc) for pair, auc in result.auc.items()})
+        if self.save_dir is not None:
+            path = os.path.join(
+                self.save_dir, plotting.EPOCH_FILE.format(epoch=epoch + 1, ext="json")
+            )
+            try:
+                os.makedirs(self.save_dir, exist_ok=True)
+                result.save_json(path)
+            except OSError as error:
+                _warn_io(type(self).__name__, path, error)
+
+    def evaluate(self) -> AllegianceResult:
+        """Run the deletion benchmark on `data` with the model's current weights."""
+        if self._evaluator is None:
+            raise RuntimeError("AllegianceCallback.evaluate needs a model: call set_model first")
+        return self._evaluator.evaluate(self.data, verbose=0)
