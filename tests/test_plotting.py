@@ -76,6 +76,7 @@ def test_prediction_titles():
     ]
     assert plotting.prediction_titles(np.array([2]), None, names) == ["pred: ship"]
     assert plotting.prediction_titles([4], [3]) == ["true: 3 / pred: 4"]
+    assert plotting.prediction_titles([1], [2], names, separator="\n") == ["true: ship\npred: dog"]
     with pytest.raises(ValueError, match="labels"):
         plotting.prediction_titles([1, 2], [1])
 

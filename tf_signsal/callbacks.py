@@ -209,7 +209,9 @@ class SaliencyMapsCallback(keras.callbacks.Callback):
                 _warn_io(name, what, error)
 
     def _write_png(self, epoch: int, arrays: dict[str, np.ndarray], path: str) -> None:
-        titles = plotting.prediction_titles(arrays["predictions"], self.labels, self.class_names)
+        titles = plotting.prediction_titles(
+            arrays["predictions"], self.labels, self.class_names, separator="\n"
+        )
         figure = plotting.plot_maps_grid(
             self.images, arrays, self.methods, titles=titles, suptitle=f"epoch {epoch}"
         )

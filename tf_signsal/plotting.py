@@ -56,7 +56,10 @@ def class_label(index: int, class_names: Sequence[str] | None = None) -> str:
 
 
 def prediction_titles(
-    predictions: Any, labels: Any = None, class_names: Sequence[str] | None = None
+    predictions: Any,
+    labels: Any = None,
+    class_names: Sequence[str] | None = None,
+    separator: str = " / ",
 ) -> list[str]:
     """Row titles such as "true: cat / pred: dog" (or "pred: dog" without labels).
 
@@ -64,6 +67,7 @@ def prediction_titles(
         predictions: (B,) predicted class indices.
         labels: optional (B,) true class indices.
         class_names: optional names indexed by class; numbers are shown without.
+        separator: between the true and the predicted class ("\n" for two lines).
 
     Returns:
         One title per image.
@@ -78,7 +82,7 @@ def prediction_titles(
             f"received shape {labels.shape}"
         )
     return [
-        f"true: {class_label(t, class_names)} / pred: {class_label(p, class_names)}"
+        f"true: {class_label(t, class_names)}{separator}pred: {class_label(p, class_names)}"
         for t, p in zip(labels, predictions)
     ]
 
@@ -139,7 +143,10 @@ def plot_maps_grid(
         raise ValueError(f"`titles` must hold one title per image ({rows}), received {len(titles)}")
 
     columns = len(methods) + (images is not None)
-    figure = Figure(figsize=(cell_size * columns + 0.4, cell_size * rows + 0.5))
+    # Constrained layout also makes room for the suptitle and the row titles.
+    figure = Figure(
+        figsize=(cell_size * columns + 0.4, cell_size * rows + 0.5), layout="constrained"
+    )
     axes = figure.subplots(rows, columns, squeeze=False)
     limits = {"vmin": 0.0, "vmax": 1.0} if normalized else {}
     for row in range(rows):
@@ -155,7 +162,6 @@ def plot_maps_grid(
         axis.set_title(header, fontsize=9)
     if suptitle:
         figure.suptitle(suptitle, fontsize=10)
-    figure.tight_layout()
     return figure
 
 
@@ -218,7 +224,7 @@ def plot_map_evolution(
             if class_names is None and "class_names" in data.files:
                 class_names = [str(n) for n in data["class_names"]]
     columns = len(frames) + (image is not None)
-    figure = Figure(figsize=(cell_size * columns + 0.4, cell_size + 0.8))
+    figure = Figure(figsize=(cell_size * columns + 0.4, cell_size + 0.8), layout="constrained")
     axes = list(figure.subplots(1, columns, squeeze=False)[0])
     if image is not None:
         _show(axes[0], _as_picture(image), cmap="gray")
@@ -227,7 +233,6 @@ def plot_map_evolution(
         _show(axis, saliency, cmap=cmap, vmin=0.0, vmax=1.0)
         axis.set_title(f"epoch {epoch}\npred: {class_label(predicted, class_names)}", fontsize=8)
     figure.suptitle(f"{method} map of image {image_index}", fontsize=10)
-    figure.tight_layout()
     return figure
 
 
