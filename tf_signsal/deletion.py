@@ -435,7 +435,7 @@ class AllegianceEvaluator:
         pairs: Sequence[Pair] = PAPER_PAIRS,
         batch_size: int = 128,
         value_range: tuple[float, float] = (0.0, 1.0),
-        memory_budget: int = 64 * 2**20,
+        memory_budget: int = 32 * 2**20,
         seed: int = 0,
     ):
         self.fractions = _check_fractions(fractions)
