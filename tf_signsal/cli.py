@@ -215,7 +215,9 @@ def _run_demo(args: argparse.Namespace) -> None:
 
     record = {
         "command": "demo",
-        "config": {k: v for k, v in vars(args).items() if k not in ("func", "debug", "out")},
+        "config": {
+            k: v for k, v in vars(args).items() if k not in ("func", "debug", "out", "command")
+        },
         "class_names": list(names),
         "test_accuracy": accuracy,
         "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
@@ -360,6 +362,7 @@ def _run_evaluate(args: argparse.Namespace) -> None:
         result = evaluator.evaluate(dataset, verbose=1)
     except tf.errors.OpError as error:  # an unreadable image file met while reading
         raise CommandError(f"cannot read the data {args.data}: {_one_line(error)}") from error
+    print()  # ends the progress bar's line (a dataset's length is not known in advance)
     os.makedirs(args.out, exist_ok=True)
     json_path = os.path.join(args.out, "results.json")
     curves_path = os.path.join(args.out, "curves.png")
