@@ -154,3 +154,14 @@ def test_failed_write_keeps_the_old_model_and_no_debris(tmp_path, monkeypatch):
         export(small_conv_net(seed=2), tmp_path / "new")
     assert sorted(os.listdir(tmp_path)) == ["m"]
     assert sorted(os.listdir(path)) == before
+
+
+def test_batch_jacobian_export_gives_the_same_maps(tmp_path, rng):
+    # The mode recommended for GPU servers, exported from this CPU machine.
+    model = small_conv_net(num_classes=7, seed=4)
+    images = rng.random((3, 8, 8, 3), dtype=np.float32)
+    path = export(model, tmp_path / "m", jacobian="batch_jacobian", classes_per_chunk=3)
+    out = tf.saved_model.load(path).signatures["explain"](images=tf.constant(images))
+    maps = SignedSaliency(model, jacobian="loop").explain(images)
+    for method in METHODS:
+        np.testing.assert_allclose(out[method], maps[method], atol=1e-5, rtol=0)
