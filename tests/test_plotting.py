@@ -133,6 +133,9 @@ def test_save_figure_writes_png_atomically(tmp_path, maps, monkeypatch):
     path = tmp_path / "grid.png"
     plotting.save_figure(plotting.plot_maps_grid(None, maps), path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # not private like a mkstemp file
     before = path.read_bytes()
 
     def interrupted(source, target):

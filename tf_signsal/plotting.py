@@ -11,7 +11,7 @@ import glob
 import io
 import os
 import re
-import tempfile
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -244,10 +244,11 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> None:
     written.
     """
     path = os.fspath(path)
-    folder = os.path.dirname(path) or "."
-    handle, temporary = tempfile.mkstemp(
-        dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp"
-    )
+    folder, name = os.path.split(path)
+    temporary = os.path.join(folder, f".{name}.{uuid.uuid4().hex}.tmp")
+    # os.open with mode 0o666 honours the umask, so the file gets the usual
+    # permissions (tempfile.mkstemp would make it private, 0o600).
+    handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(handle, "wb") as file:
             file.write(data)
