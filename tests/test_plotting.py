@@ -16,42 +16,65 @@ def maps(rng):
     return {m: rng.random((3, 8, 8)).astype(np.float32) for m in METHODS}
 
 
-def _grid_axes(figure, rows, columns):
-    axes = figure.get_axes()
-    assert len(axes) == rows * columns
-    return [axes[r * columns : (r + 1) * columns] for r in range(rows)]
+def _cells(figure, rows):
+    """[column][row] pictures of a `plot_maps_grid` figure (each column is one
+    axes showing its pictures stacked, with equal gaps between them)."""
+    columns = []
+    for axis in figure.get_axes():
+        tall = np.ma.getdata(axis.images[0].get_array())
+        height = tall.shape[1]  # the test pictures are square
+        gap = (tall.shape[0] - rows * height) // max(rows - 1, 1)
+        columns.append(
+            [tall[r * (height + gap) : r * (height + gap) + height] for r in range(rows)]
+        )
+    return columns
 
 
 def test_maps_grid_layout_and_content(images, maps):
     titles = ["true: a / pred: b", "x", "y"]
-    figure = plotting.plot_maps_grid(images[:3], maps, titles=titles)
+    figure = plotting.plot_maps_grid(images[:3], maps, titles=titles, suptitle="epoch 3")
     assert isinstance(figure, Figure)
-    rows = _grid_axes(figure, 3, 1 + len(METHODS))
-    assert [a.get_title() for a in rows[0]] == ["image", *METHODS]
-    assert [row[0].get_ylabel() for row in rows] == titles
-    for r, row in enumerate(rows):
-        np.testing.assert_array_equal(row[0].images[0].get_array(), images[r])
-        for method, axis in zip(METHODS, row[1:]):
-            shown = axis.images[0]
-            np.testing.assert_array_equal(shown.get_array(), maps[method][r])
-            assert shown.get_clim() == (0.0, 1.0)
-            assert shown.get_cmap().name == "hot"
+    axes = figure.get_axes()
+    assert [a.get_title() for a in axes] == ["image", *METHODS]
+    assert [t.get_text() for t in axes[0].texts] == titles
+    assert figure.get_suptitle() == "epoch 3"
+    columns = _cells(figure, 3)
+    for r in range(3):
+        # The image column is RGBA (opaque) for transparent gaps.
+        np.testing.assert_array_equal(columns[0][r][..., :3], images[r])
+        np.testing.assert_array_equal(columns[0][r][..., 3], 1.0)
+    for method, axis, column in zip(METHODS, axes[1:], columns[1:]):
+        shown = axis.images[0]
+        assert shown.get_clim() == (0.0, 1.0)
+        assert shown.get_cmap().name.startswith("hot")
+        for r in range(3):
+            np.testing.assert_array_equal(column[r], maps[method][r])
 
 
 def test_maps_grid_subset_raw_maps_and_no_images(maps):
     raw = {m: v * 7.0 - 2.0 for m, v in maps.items()}
     figure = plotting.plot_maps_grid(None, raw, methods=["negative", "active"], normalized=False)
-    rows = _grid_axes(figure, 3, 2)
-    assert [a.get_title() for a in rows[0]] == ["negative", "active"]
-    shown = rows[1][1].images[0]
-    # Unnormalised maps are scaled to their own range.
-    assert shown.get_clim() == pytest.approx((raw["active"][1].min(), raw["active"][1].max()))
+    assert [a.get_title() for a in figure.get_axes()] == ["negative", "active"]
+    assert not figure.get_axes()[0].texts
+    # Unnormalised maps are each scaled to their own range.
+    for method, column in zip(["negative", "active"], _cells(figure, 3)):
+        for r in range(3):
+            m = raw[method][r]
+            np.testing.assert_allclose(column[r], (m - m.min()) / (m.max() - m.min()), atol=1e-6)
 
 
 def test_maps_grid_single_channel_image(rng, maps):
     gray = rng.random((3, 8, 8, 1), dtype=np.float32)
     figure = plotting.plot_maps_grid(gray, maps, methods=["standard"])
-    np.testing.assert_array_equal(figure.get_axes()[0].images[0].get_array(), gray[0, ..., 0])
+    picture = _cells(figure, 3)[0][1]
+    for channel in range(3):
+        np.testing.assert_array_equal(picture[..., channel], gray[1, ..., 0])
+
+
+def test_maps_grid_single_row(images, maps):
+    one = {m: v[:1] for m, v in maps.items()}
+    columns = _cells(plotting.plot_maps_grid(images[:1], one), 1)
+    np.testing.assert_array_equal(columns[2][0], one["positive"][0])
 
 
 def test_maps_grid_errors(images, maps):

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
@@ -142,27 +143,64 @@ def plot_maps_grid(
     if titles is not None and len(titles) != rows:
         raise ValueError(f"`titles` must hold one title per image ({rows}), received {len(titles)}")
 
-    columns = len(methods) + (images is not None)
-    # Constrained layout also makes room for the suptitle and the row titles.
-    figure = Figure(
-        figsize=(cell_size * columns + 0.4, cell_size * rows + 0.5), layout="constrained"
+    # One axes per column, showing the column's pictures stacked with thin
+    # transparent gaps: a 16 x 6 grid draws ~10x faster than 96 axes.
+    gap = max(1, round(shape[1] * 0.08))
+    columns = []
+    if images is not None:
+        columns.append(("image", _stack(_as_rgba(images), gap, fill=0.0), {}))
+    colormap = matplotlib.colormaps[cmap].with_extremes(bad=(0.0, 0.0, 0.0, 0.0))
+    for method in methods:
+        shown = arrays[method] if normalized else _rescale(arrays[method])
+        columns.append((method, _stack(shown, gap), {"cmap": colormap, "vmin": 0.0, "vmax": 1.0}))
+
+    left, top = (0.55 if titles is not None else 0.1), (0.6 if suptitle else 0.35)
+    width, height = cell_size * len(columns) + left + 0.1, cell_size * rows + top + 0.1
+    figure = Figure(figsize=(width, height))
+    figure.subplots_adjust(
+        left=left / width,
+        right=1 - 0.1 / width,
+        top=1 - top / height,
+        bottom=0.1 / height,
+        wspace=0.06,
     )
-    axes = figure.subplots(rows, columns, squeeze=False)
-    limits = {"vmin": 0.0, "vmax": 1.0} if normalized else {}
-    for row in range(rows):
-        cells = list(axes[row])
-        if images is not None:
-            _show(cells.pop(0), _as_picture(images[row]), cmap="gray")
-        for method, axis in zip(methods, cells):
-            _show(axis, arrays[method][row], cmap=cmap, **limits)
-        if titles is not None:
-            axes[row][0].set_ylabel(titles[row], fontsize=8)
-    headers = (["image"] if images is not None else []) + list(methods)
-    for axis, header in zip(axes[0], headers):
+    axes = figure.subplots(1, len(columns), squeeze=False)[0]
+    for axis, (header, picture, style) in zip(axes, columns):
+        axis.imshow(picture, interpolation="nearest", **style)
+        axis.set_axis_off()
         axis.set_title(header, fontsize=9)
+    if titles is not None:
+        for row, title in enumerate(titles):
+            centre = row * (shape[1] + gap) + shape[1] / 2
+            axes[0].text(
+                -0.04 * shape[2], centre, title, rotation=90, ha="right", va="center", fontsize=8
+            )
     if suptitle:
-        figure.suptitle(suptitle, fontsize=10)
+        figure.suptitle(suptitle, fontsize=10, y=1 - 0.1 / height, va="top")
     return figure
+
+
+def _stack(pictures: np.ndarray, gap: int, fill: float = np.nan) -> np.ndarray:
+    """(B, H, W[, ch]) pictures stacked vertically, `gap` rows of `fill` between them."""
+    count, height = pictures.shape[:2]
+    tall = np.full((count * (height + gap) - gap, *pictures.shape[2:]), fill, np.float32)
+    for index, picture in enumerate(pictures):
+        tall[index * (height + gap) : index * (height + gap) + height] = picture
+    return tall
+
+
+def _as_rgba(images: np.ndarray) -> np.ndarray:
+    # RGBA so that the gaps (all 0, alpha included) are transparent; one channel is gray.
+    images = np.clip(images, 0.0, 1.0)
+    rgb = np.repeat(images, 3, axis=-1) if images.shape[-1] == 1 else images[..., :3]
+    return np.concatenate([rgb, np.ones_like(rgb[..., :1])], axis=-1)
+
+
+def _rescale(maps: np.ndarray) -> np.ndarray:
+    """Each map min-max scaled to [0, 1] for display (a constant map shows as 0)."""
+    low = maps.min(axis=(1, 2), keepdims=True)
+    span = maps.max(axis=(1, 2), keepdims=True) - low
+    return np.where(span > 0, (maps - low) / np.where(span > 0, span, 1.0), 0.0)
 
 
 def logged_epochs(log_dir: str | os.PathLike) -> list[tuple[int, str]]:
