@@ -225,9 +225,7 @@ class GradientEngine:
         function = self._function("jacobian", images, [tf.TensorSpec((None,), tf.int32)], compute)
         return function(images, classes)
 
-    def __call__(
-        self, images: tf.Tensor, targets: np.ndarray | None, rivals: bool
-    ) -> GradientStats:
+    def __call__(self, images: tf.Tensor, targets: Any, rivals: bool) -> GradientStats:
         """Gradient statistics for a batch.
 
         Args:
@@ -237,14 +235,16 @@ class GradientEngine:
                 class's gradient; without it one backward pass suffices).
         """
         if targets is None:
-            targets = np.full((images.shape[0],), -1, np.int32)
+            # Built from the dynamic shape so that this also works while an
+            # outer tf.function (e.g. the SavedModel export) traces.
+            targets = tf.fill(tf.shape(images)[:1], -1)
         function = self._function(
             "rivals" if rivals else "target",
             images,
             [tf.TensorSpec((None,), tf.int32)],
             self._with_rivals if rivals else self._target_only,
         )
-        return GradientStats(*function(images, tf.constant(targets, tf.int32)))
+        return GradientStats(*function(images, tf.convert_to_tensor(targets, tf.int32)))
 
     @staticmethod
     def _resolve_targets(logits: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:

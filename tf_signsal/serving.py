@@ -20,7 +20,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from tf_signsal.gradients import GradientEngine, GradientStats
+from tf_signsal.gradients import GradientEngine
 from tf_signsal.maps import METHODS, normalize_maps, reduce_to_maps
 
 EXPLAIN_SIGNATURE = "explain"
@@ -49,11 +49,7 @@ def _image_shape(model: Any, image_shape: Sequence[int | None] | None) -> tuple:
 
 def _explain_function(engine: GradientEngine):
     def explain(images: tf.Tensor) -> dict[str, tf.Tensor]:
-        # -1 asks the engine for each image's predicted class. The engine's
-        # graph function is traced straight into this signature: the public
-        # `GradientEngine.__call__` takes numpy targets, which a traced batch
-        # of unknown size cannot give.
-        stats = GradientStats(*engine._with_rivals(images, tf.fill(tf.shape(images)[:1], -1)))
+        stats = engine(images, None, rivals=True)  # the predicted classes
         maps = reduce_to_maps(stats, METHODS)
         outputs = {method: normalize_maps(m) for method, m in maps.items()}
         outputs["logits"] = stats.logits
