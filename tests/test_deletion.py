@@ -182,6 +182,14 @@ def test_plot_returns_axes(model, images):
     assert ax.lines[0].get_linestyle() == "-" and ax.lines[3].get_linestyle() == "--"
     np.testing.assert_allclose(ax.lines[0].get_xdata(), np.array(PAPER_FRACTIONS) * 100)
     assert "AUC" in ax.get_legend().get_texts()[0].get_text()
+    white = [pair for pair in PAPER_PAIRS if pair[1] == "white"]
+    ax = result.plot(pairs=white)
+    np.testing.assert_array_equal(ax.lines[1].get_ydata(), result.curves[white[1]])
+    assert [t.get_text().split(" ")[0] for t in ax.get_legend().get_texts()] == [
+        "standard/white", "negative/white", "inactive/white"
+    ]
+    with pytest.raises(ValueError, match="`pairs` must be among the evaluated pairs"):
+        result.plot(pairs=[("active", "white")])
 
 
 @pytest.mark.parametrize(

@@ -27,6 +27,7 @@ def test_fit_writes_model_and_history_and_reload_predicts_the_same(tmp_path, rng
     assert set(os.listdir(tmp_path / "run")) == {"model.keras", "history.json"}
     record = json.loads((tmp_path / "run" / "history.json").read_text())
     assert record["epochs_done"] == 2 and record["recipe"]["seed"] == 42
+    assert record["train_seconds"] > 0
     for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
         assert len(record["history"][key]) == 2
         np.testing.assert_allclose(record["history"][key], history.history[key], rtol=1e-6)

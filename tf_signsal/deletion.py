@@ -353,7 +353,9 @@ class AllegianceResult:
     def __eq__(self, other: object) -> bool:
         return isinstance(other, AllegianceResult) and self.to_dict() == other.to_dict()
 
-    def plot(self, ax: Any = None, title: str | None = None) -> Any:
+    def plot(
+        self, ax: Any = None, title: str | None = None, pairs: Sequence[Pair] | None = None
+    ) -> Any:
         """Allegiance curves as in the paper's Figs. 3 and 4.
 
         x: pixels deleted (%), y: allegiance; the legend gives each AUC. Black
@@ -362,6 +364,8 @@ class AllegianceResult:
         Args:
             ax: a matplotlib Axes to draw on; a new figure when None.
             title: an optional title.
+            pairs: the (method, fill) pairs to draw, in legend order; all when None
+                (e.g. the black-fill pairs only, for one panel of Fig. 3).
 
         Returns:
             the matplotlib Axes.
@@ -372,7 +376,17 @@ class AllegianceResult:
             _, ax = plt.subplots(figsize=(5, 4))
         colors = dict(zip(DELETION_METHODS, ("C0", "C1", "C2", "C3", "C4", "C7")))
         styles = {"black": "-", "white": "--"}
-        for pair in self.pairs:
+        if pairs is None:
+            pairs = self.pairs
+        else:
+            pairs = tuple(tuple(p) for p in pairs)
+            unknown = [pair_name(p) for p in pairs if p not in self.curves]
+            if unknown:
+                raise ValueError(
+                    f"`pairs` must be among the evaluated pairs "
+                    f"{[pair_name(p) for p in self.pairs]}, received unknown {unknown}"
+                )
+        for pair in pairs:
             method, fill = pair
             ax.plot(
                 self.fractions * 100,

@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 from collections.abc import Sequence
 
 import keras
@@ -68,8 +69,9 @@ def fit_paper_recipe(
             `val_accuracy` in the history). Used for reporting only: the final epoch is kept.
         seed: passed to `keras.utils.set_random_seed` before training. Set it also before
             building the model when the initial weights must be reproducible.
-        out_dir: if given, `history.json` is written there after every epoch and `model.keras`
-            at the end (both atomically: a reader never sees a half-written file).
+        out_dir: if given, `history.json` (the per-epoch logs, epochs done and wall-clock
+            `train_seconds` so far, test evaluation included) is written there after every epoch
+            and `model.keras` at the end (both atomically: a reader never sees a half-written file).
         callbacks: extra Keras callbacks (e.g. the saliency callbacks of `tf_signsal`).
         verbose: passed to `model.fit`.
 
@@ -112,14 +114,17 @@ def fit_paper_recipe(
             "model": model.name,
             "recipe": {**RECIPE, "seed": seed, "epochs": epochs},
             "epochs_done": 0,
+            "train_seconds": 0.0,
             "history": {},
         }
+        started = time.perf_counter()
 
         def write_history(epoch, logs):
             # From `logs`: Keras's own History callback may run after this one.
             for key, value in (logs or {}).items():
                 record["history"].setdefault(key, []).append(float(value))
             record["epochs_done"] = epoch + 1
+            record["train_seconds"] = time.perf_counter() - started
             _write_atomic(out_dir, "history.json", lambda path: _dump_json(record, path))
 
         callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=write_history))
