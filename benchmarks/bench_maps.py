@@ -4,7 +4,8 @@
     python benchmarks/bench_maps.py --memory   # also peak RSS with 10..1000 classes
 
 Every row is timed in this process, after a warm-up call, as the median of
-several repeats; the ratios compare rows measured side by side.
+several repeats taken round-robin over the rows; the ratios compare rows
+measured side by side.
 
 Rows:
   five maps          SignedSaliency.explain, all five methods (one gradient pass)
@@ -33,14 +34,18 @@ from tf_signsal import METHODS, SignedSaliency  # noqa: E402
 from tf_signsal.models import paper_cnn, resnet18  # noqa: E402
 
 
-def median_seconds(function, repeats: int) -> float:
-    function()  # warm-up: tracing and allocation
-    times = []
+def median_seconds(rows: dict, repeats: int) -> dict[str, float]:
+    """Median seconds of each row; the repeats go round-robin over the rows, so that a load
+    change on a shared machine hits every row alike instead of skewing one."""
+    for run in rows.values():
+        run()  # warm-up: tracing and allocation
+    times: dict[str, list[float]] = {label: [] for label in rows}
     for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+        for label, run in rows.items():
+            start = time.perf_counter()
+            run()
+            times[label].append(time.perf_counter() - start)
+    return {label: float(np.median(values)) for label, values in times.items()}
 
 
 def baselines(model, num_classes: int):
@@ -104,7 +109,7 @@ def bench_model(name: str, model, batch: int, repeats: int) -> list[dict]:
         "all-class jacobian": lambda: jacobian(images).numpy(),
         "authors' way (5 + 2C passes)": lambda: authors(images),
     }
-    seconds = {label: median_seconds(run, repeats) for label, run in rows.items()}
+    seconds = median_seconds(rows, repeats)
     baseline = seconds["all-class loop"]
     five_seconds = seconds[next(iter(rows))]
     print(f"\n{name}: batch {batch}, {num_classes} classes, median of {repeats}")

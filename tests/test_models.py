@@ -1,6 +1,8 @@
 """tf_signsal.models: architectures against a plain numpy forward pass with PyTorch semantics,
 parameter counts from the architecture formulas, shapes, logits, weights handling."""
 
+import json
+
 import keras
 import numpy as np
 import pytest
@@ -235,3 +237,61 @@ def test_bad_arguments(builder):
         builder((32, 32), 10)
     with pytest.raises(ValueError, match="num_classes"):
         builder((32, 32, 3), 0)
+
+
+def _write_safetensors(path, tensors):
+    """The safetensors layout, written plainly: u64 header length, JSON header, raw bytes."""
+    header, chunks, offset = {}, [], 0
+    for name, array in tensors.items():
+        dtype = {np.float32: "F32", np.int64: "I64"}[array.dtype.type]
+        raw = np.ascontiguousarray(array).tobytes()
+        header[name] = {"dtype": dtype, "shape": list(array.shape),
+                        "data_offsets": [offset, offset + len(raw)]}
+        chunks.append(raw)
+        offset += len(raw)
+    header["__metadata__"] = {"format": "pt"}
+    encoded = json.dumps(header).encode()
+    path.write_bytes(len(encoded).to_bytes(8, "little") + encoded + b"".join(chunks))
+
+
+def test_torchvision_resnet18_state_dict_round_trip(tmp_path, rng):
+    keras.utils.set_random_seed(4)
+    source = models.resnet18((32, 32, 3), 10)
+    state = {}
+    for layer in source.get_layer("resnet18").layers:
+        weights = [w.numpy() for w in layer.weights]
+        if isinstance(layer, keras.layers.Conv2D):  # (kh, kw, in, out) -> (out, in, kh, kw)
+            state[f"{layer.name}.weight"] = weights[0].transpose(3, 2, 0, 1)
+        elif isinstance(layer, keras.layers.Dense):
+            state[f"{layer.name}.weight"], state[f"{layer.name}.bias"] = weights[0].T, weights[1]
+        elif isinstance(layer, keras.layers.BatchNormalization):
+            n = weights[0].shape[0]
+            for key in ("weight", "bias", "running_mean"):
+                state[f"{layer.name}.{key}"] = rng.normal(0, 0.1, n).astype(np.float32)
+            state[f"{layer.name}.running_var"] = rng.uniform(0.5, 2, n).astype(np.float32)
+            state[f"{layer.name}.num_batches_tracked"] = np.array(7, np.int64)
+    path = tmp_path / "model.safetensors"
+    _write_safetensors(path, state)
+    read = models.read_safetensors(path)
+    assert set(read) == set(state)
+    np.testing.assert_array_equal(read["layer2.0.downsample.0.weight"],
+                                  state["layer2.0.downsample.0.weight"])
+
+    target = models.resnet18((32, 32, 3), 10)
+    target.get_layer("classifier").set_weights(source.get_layer("classifier").get_weights())
+    models.load_torchvision_resnet18(target.get_layer("resnet18"), read)
+    np.testing.assert_array_equal(
+        target.get_layer("resnet18").get_layer("bn1").moving_variance.numpy(),
+        state["bn1.running_var"],
+    )
+    image = rng.random((1, 32, 32, 3), dtype=np.float32)
+    got = target(image, training=False).numpy()[0]
+    np.testing.assert_allclose(got, _resnet18_ref(target, image[0].astype(np.float64)),
+                               rtol=1e-3, atol=1e-4)
+    for a, b in zip(source.get_layer("resnet18").layers, target.get_layer("resnet18").layers):
+        if isinstance(a, keras.layers.Conv2D):
+            np.testing.assert_array_equal(a.kernel.numpy(), b.kernel.numpy())
+
+    state["fc.weight"] = state["fc.weight"][:, :5]
+    with pytest.raises(ValueError, match="fc needs shape"):
+        models.load_torchvision_resnet18(target.get_layer("resnet18"), state)

@@ -28,6 +28,8 @@ def test_fit_writes_model_and_history_and_reload_predicts_the_same(tmp_path, rng
     record = json.loads((tmp_path / "run" / "history.json").read_text())
     assert record["epochs_done"] == 2 and record["recipe"]["seed"] == 42
     assert record["train_seconds"] > 0
+    for name in ("model.keras", "history.json"):  # atomic writes, with the usual permissions
+        assert (tmp_path / "run" / name).stat().st_mode & 0o044 == 0o044 & ~_umask()
     for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
         assert len(record["history"][key]) == 2
         np.testing.assert_allclose(record["history"][key], history.history[key], rtol=1e-6)
@@ -98,3 +100,9 @@ def test_bad_arguments(rng):
         training.fit_paper_recipe(model, train, epochs=1, test_ds=[1, 2])
     with pytest.raises(TypeError, match="model"):
         training.fit_paper_recipe("cnn", train, epochs=1)
+
+
+def _umask() -> int:
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask

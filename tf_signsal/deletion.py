@@ -21,7 +21,6 @@ import json
 import math
 import numbers
 import os
-import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_signsal import _checks
+from tf_signsal._io import write_atomic
 from tf_signsal.gradients import logits_function
 from tf_signsal.maps import METHODS, SignedSaliency
 
@@ -333,16 +333,7 @@ class AllegianceResult:
 
     def save_json(self, path: str | os.PathLike) -> None:
         """Write `to_dict()` as JSON, atomically (a temporary file, then a rename)."""
-        path = os.fspath(path)
-        directory = os.path.dirname(os.path.abspath(path))
-        handle, temporary = tempfile.mkstemp(dir=directory, prefix=".allegiance-", suffix=".json")
-        try:
-            with os.fdopen(handle, "w") as file:
-                json.dump(self.to_dict(), file, indent=1)
-            os.replace(temporary, path)
-        except BaseException:
-            os.unlink(temporary)
-            raise
+        write_atomic(path, json.dumps(self.to_dict(), indent=1).encode())
 
     @classmethod
     def load_json(cls, path: str | os.PathLike) -> AllegianceResult:

@@ -19,10 +19,13 @@ probe = models.convnext_tiny(weights="imagenet", frozen=True)  # the paper's lin
 
 from __future__ import annotations
 
+import json
 import math
 import os
+from collections.abc import Mapping
 
 import keras
+import numpy as np
 
 _CONVNEXT_WEIGHTS_URL = (
     "https://storage.googleapis.com/tensorflow/keras-applications/convnext/convnext_tiny.h5"
@@ -185,6 +188,75 @@ def convnext_tiny(
         ) from error
     return _with_head(backbone, input_shape, num_classes, frozen, "convnext_tiny_classifier",
                       scale=255.0 if imagenet_normalization else None)
+
+
+TORCHVISION_RESNET18_URL = (
+    # timm's copy of torchvision's ResNet18_Weights.IMAGENET1K_V1 (same tensors, same names),
+    # as safetensors, which numpy reads without PyTorch.
+    "https://huggingface.co/timm/resnet18.tv_in1k/resolve/main/model.safetensors"
+)
+_SAFETENSORS_DTYPES = {"F32": "<f4", "F16": "<f2", "F64": "<f8", "I64": "<i8", "I32": "<i4"}
+
+
+def read_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Read a .safetensors file (e.g. a PyTorch state dict) into numpy arrays.
+
+    The format: an 8-byte little-endian header length, a JSON header giving each tensor's
+    dtype, shape and byte range, then the raw little-endian data.
+    """
+    with open(path, "rb") as handle:
+        length = int.from_bytes(handle.read(8), "little")
+        header = json.loads(handle.read(length))
+        data = handle.read()
+    tensors = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        if info["dtype"] not in _SAFETENSORS_DTYPES:
+            raise ValueError(
+                f"`path`: tensor {name!r} has dtype {info['dtype']}, expected one of "
+                f"{sorted(_SAFETENSORS_DTYPES)}"
+            )
+        begin, end = info["data_offsets"]
+        array = np.frombuffer(data[begin:end], _SAFETENSORS_DTYPES[info["dtype"]])
+        tensors[name] = array.reshape(info["shape"])
+    return tensors
+
+
+def load_torchvision_resnet18(backbone: keras.Model, state: Mapping[str, np.ndarray]) -> None:
+    """Copy a torchvision `resnet18` state dict (numpy arrays) into the Keras backbone.
+
+    Keras layer names are torchvision's parameter prefixes ("layer1.0.conv1", "fc"), so each
+    layer takes `<name>.weight` etc.: conv kernels (out, in, kh, kw) -> (kh, kw, in, out),
+    Linear weights transposed, BatchNorm weight/bias/running_mean/running_var.
+
+    Args:
+        backbone: `resnet18(...).get_layer("resnet18")` (any input size).
+        state: torchvision parameter name -> array, e.g. `read_safetensors(path)`; extra entries
+            such as `num_batches_tracked` are ignored.
+
+    Example:
+        >>> backbone = resnet18((224, 224, 3)).get_layer("resnet18")
+        >>> load_torchvision_resnet18(backbone, read_safetensors("model.safetensors"))
+        >>> backbone.save_weights("resnet18_imagenet.weights.h5")  # for resnet18(weights=...)
+    """
+    for layer in backbone.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            values = [np.transpose(state[f"{layer.name}.weight"], (2, 3, 1, 0))]
+        elif isinstance(layer, keras.layers.Dense):
+            values = [state[f"{layer.name}.weight"].T, state[f"{layer.name}.bias"]]
+        elif isinstance(layer, keras.layers.BatchNormalization):
+            keys = ("weight", "bias", "running_mean", "running_var")
+            values = [state[f"{layer.name}.{key}"] for key in keys]
+        else:
+            continue
+        for variable, value in zip(layer.weights, values):
+            if tuple(variable.shape) != value.shape:
+                raise ValueError(
+                    f"`state`: {layer.name} needs shape {tuple(variable.shape)}, received "
+                    f"{value.shape}: is it a torchvision resnet18 state dict?"
+                )
+        layer.set_weights(values)
 
 
 def _with_head(backbone, input_shape, num_classes, frozen, name, scale=None):

@@ -11,7 +11,6 @@ import glob
 import io
 import os
 import re
-import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -20,6 +19,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from tf_signsal import _checks
+from tf_signsal._io import write_atomic
 from tf_signsal.maps import METHODS
 
 #: The file name of one logged epoch, `epoch_0003.npz` and so on.
@@ -272,29 +272,6 @@ def plot_map_evolution(
         axis.set_title(f"epoch {epoch}\npred: {class_label(predicted, class_names)}", fontsize=8)
     figure.suptitle(f"{method} map of image {image_index}", fontsize=10)
     return figure
-
-
-def write_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Write `data` to `path` through a temporary file and a rename.
-
-    The file appears whole or not at all: an interrupted run never leaves a
-    half-written file under `path`. Raises OSError when the folder cannot be
-    written.
-    """
-    path = os.fspath(path)
-    folder, name = os.path.split(path)
-    temporary = os.path.join(folder, f".{name}.{uuid.uuid4().hex}.tmp")
-    # os.open with mode 0o666 honours the umask, so the file gets the usual
-    # permissions (tempfile.mkstemp would make it private, 0o600).
-    handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
 
 
 def save_figure(figure: Figure, path: str | os.PathLike, dpi: float = 100) -> None:

@@ -27,12 +27,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from collections.abc import Sequence
 
 import keras
 import tensorflow as tf
+
+from tf_signsal._io import save_atomic, write_atomic
 
 RECIPE = {
     "optimizer": "AdamW",
@@ -125,7 +126,8 @@ def fit_paper_recipe(
                 record["history"].setdefault(key, []).append(float(value))
             record["epochs_done"] = epoch + 1
             record["train_seconds"] = time.perf_counter() - started
-            _write_atomic(out_dir, "history.json", lambda path: _dump_json(record, path))
+            write_atomic(os.path.join(out_dir, "history.json"),
+                         json.dumps(record, indent=2).encode())
 
         callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=write_history))
     history = model.fit(
@@ -137,24 +139,5 @@ def fit_paper_recipe(
         shuffle=False,  # a tf.data.Dataset brings its own order (data.load(shuffle=True))
     )
     if out_dir is not None:
-        _write_atomic(out_dir, "model.keras", model.save)
+        save_atomic(os.path.join(out_dir, "model.keras"), model.save)
     return history
-
-
-def _dump_json(record: dict, path: str) -> None:
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump(record, handle, indent=2)
-
-
-def _write_atomic(directory: str, name: str, write) -> None:
-    """`write(temp_path)` in `directory`, then rename onto `name` (atomic on one filesystem)."""
-    suffix = os.path.splitext(name)[1]  # keras.Model.save insists on the .keras suffix
-    handle, temp = tempfile.mkstemp(prefix=f".{name}.", suffix=suffix, dir=directory)
-    os.close(handle)
-    try:
-        write(temp)
-        os.replace(temp, os.path.join(directory, name))
-    except BaseException:
-        if os.path.exists(temp):
-            os.remove(temp)
-        raise

@@ -1,0 +1,38 @@
+"""Atomic file writes: a reader never sees a half-written file."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable
+
+
+def save_atomic(path: str | os.PathLike, write: Callable[[str], object]) -> None:
+    """Call `write(temporary_path)`, then rename the temporary file onto `path`.
+
+    The temporary file sits in the same folder (so the rename is atomic) and keeps the
+    extension of `path` (Keras's `model.save` insists on ".keras"). It is created with the
+    usual umask permissions, unlike `tempfile.mkstemp`'s private 0o600, and removed if
+    `write` fails. Raises OSError when the folder cannot be written.
+    """
+    path = os.fspath(path)
+    folder, name = os.path.split(path)
+    extension = os.path.splitext(name)[1]
+    temporary = os.path.join(folder, f".{name}.{uuid.uuid4().hex}{extension}")
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+
+
+def write_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """Write `data` to `path` atomically (see `save_atomic`)."""
+
+    def write(temporary: str) -> None:
+        with open(temporary, "xb") as file:
+            file.write(data)
+
+    save_atomic(path, write)
