@@ -122,42 +122,59 @@ def bench_model(name: str, model, batch: int, repeats: int) -> list[dict]:
     return [{"model": name, "row": label, "seconds": s} for label, s in seconds.items()]
 
 
-def memory_case(num_classes: int, classes_per_chunk: int) -> None:
-    """Run in a child process: peak RSS of the five maps of a 224x224 ResNet-18."""
+def memory_case(kind: str, num_classes: int, classes_per_chunk: int) -> None:
+    """Run in a child process: peak RSS of `kind` on 2 images of a 224x224 ResNet-18.
+
+    kind "five": the five maps; "loop": the plain all-class loop baseline, which holds every
+    class's gradient (B x C x 224 x 224 x 3 floats).
+    """
     model = resnet18((224, 224, 3), num_classes)
-    images = np.random.default_rng(0).random((2, 224, 224, 3), dtype=np.float32)
-    saliency = SignedSaliency(model, classes_per_chunk=classes_per_chunk)
+    images = tf.constant(np.random.default_rng(0).random((2, 224, 224, 3), dtype=np.float32))
+    if kind == "five":
+        saliency = SignedSaliency(model, classes_per_chunk=classes_per_chunk)
+        run = lambda: saliency.explain(images)  # noqa: E731
+    else:
+        loop = baselines(model, num_classes)[0]
+        run = lambda: loop(images).numpy()  # noqa: E731
     start = time.perf_counter()
-    saliency.explain(images)
+    run()
     seconds = time.perf_counter() - start
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(
-        json.dumps(
-            {
-                "classes": num_classes,
-                "chunk": classes_per_chunk,
-                "peak_mib": peak_mib,
-                "seconds": seconds,
-            }
-        )
-    )
+    print(json.dumps({"peak_mib": peak_rss_mib(), "seconds": seconds}))
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident set size.
+
+    Linux's VmHWM belongs to the address space, so it starts afresh at exec; ru_maxrss
+    would carry over the peak of the (large) parent that forked this child.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def bench_memory() -> None:
-    print(
-        "\nPeak RSS, five maps of 2 images at 224x224, ResNet-18 with C classes (one process each)"
-    )
-    print("| classes C | classes_per_chunk | peak RSS (MiB) | seconds (incl. tracing) |")
-    print("| ---: | ---: | ---: | ---: |")
-    for num_classes, chunk in ((10, 16), (100, 16), (100, 100), (1000, 16)):
+    print("\nPeak RSS of 2 images at 224x224, ResNet-18 with C classes (one process each)")
+    print("| rows | classes C | classes_per_chunk | peak RSS (MiB) | seconds (incl. tracing) |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    cases = [("five", 10, 16), ("five", 100, 16), ("five", 1000, 16), ("loop", 10, 0),
+             ("loop", 100, 0), ("loop", 1000, 0)]
+    for kind, num_classes, chunk in cases:
         child = subprocess.run(
-            [sys.executable, __file__, "--memory-case", str(num_classes), str(chunk)],
+            [sys.executable, __file__, "--memory-case", kind, str(num_classes), str(chunk)],
             capture_output=True,
             text=True,
             check=True,
         )
         row = json.loads(child.stdout.strip().splitlines()[-1])
-        print(f"| {num_classes} | {chunk} | {row['peak_mib']:.0f} | {row['seconds']:.1f} |")
+        label = "five maps" if kind == "five" else "all-class loop"
+        print(f"| {label} | {num_classes} | {chunk or '-'} | {row['peak_mib']:.0f} | "
+              f"{row['seconds']:.1f} |")
 
 
 def main() -> None:
@@ -165,19 +182,20 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--memory", action="store_true", help="also measure peak RSS vs classes")
-    parser.add_argument("--memory-case", nargs=2, type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--memory-case", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--skip-resnet", action="store_true")
     args = parser.parse_args()
     if args.memory_case:
-        memory_case(*args.memory_case)
+        kind, num_classes, chunk = args.memory_case
+        memory_case(kind, int(num_classes), int(chunk))
         return
     print(
         f"TensorFlow {tf.__version__}, {os.cpu_count()} CPU cores, "
         f"GPU: {bool(tf.config.list_logical_devices('GPU'))}"
     )
-    bench_model("paper CNN 32x32", paper_cnn((32, 32, 3), 10), batch=128, repeats=5)
+    bench_model("paper CNN 32x32", paper_cnn((32, 32, 3), 10), batch=128, repeats=9)
     if not args.skip_resnet:
-        bench_model("ResNet-18 224x224", resnet18((224, 224, 3), 10), batch=8, repeats=2)
+        bench_model("ResNet-18 224x224", resnet18((224, 224, 3), 10), batch=8, repeats=3)
     if args.memory:
         bench_memory()
 

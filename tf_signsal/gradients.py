@@ -173,16 +173,28 @@ class GradientEngine:
         jacobian: "batch_jacobian", "loop" (one backward pass per class on a
             persistent tape) or "auto" (batch_jacobian on accelerators, the
             loop on CPUs, where it measured faster).
+        rivals: None compares the target with every other class (the paper's
+            definition). An integer k compares it only with each image's k
+            highest-scoring other classes: k + 1 backward passes instead of C,
+            for models with very many classes; exact when k >= C - 1.
     """
 
-    def __init__(self, model: Any, classes_per_chunk: int = 16, jacobian: str = "auto"):
-        if not isinstance(classes_per_chunk, int) or classes_per_chunk < 1:
-            raise ValueError(
-                f"`classes_per_chunk` must be a positive integer, received {classes_per_chunk!r}"
-            )
+    def __init__(
+        self,
+        model: Any,
+        classes_per_chunk: int = 16,
+        jacobian: str = "auto",
+        rivals: int | None = None,
+    ):
+        for name, value in (("classes_per_chunk", classes_per_chunk), ("rivals", rivals)):
+            if value is None and name == "rivals":
+                continue
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"`{name}` must be a positive integer, received {value!r}")
         _checks.check_choices("jacobian", jacobian, JACOBIAN_MODES)
         self.model = model
         self.classes_per_chunk = classes_per_chunk
+        self.rivals = rivals
         self.jacobian_mode = _default_jacobian_mode() if jacobian == "auto" else jacobian
         self._logits = logits_function(model)
         self._functions: dict[tuple, Any] = {}
@@ -225,24 +237,24 @@ class GradientEngine:
         function = self._function("jacobian", images, [tf.TensorSpec((None,), tf.int32)], compute)
         return function(images, classes)
 
-    def __call__(self, images: tf.Tensor, targets: Any, rivals: bool) -> GradientStats:
+    def __call__(self, images: tf.Tensor, targets: Any, with_rivals: bool) -> GradientStats:
         """Gradient statistics for a batch.
 
         Args:
             images: float32 (B, H, W, ch), already checked.
             targets: int32 (B,) classes to explain, or None for the predicted ones.
-            rivals: whether to compute rival_max / rival_min (needs every
-                class's gradient; without it one backward pass suffices).
+            with_rivals: whether to compute rival_max / rival_min (needs the
+                rivals' gradients; without it one backward pass suffices).
         """
         if targets is None:
             # Built from the dynamic shape so that this also works while an
             # outer tf.function (e.g. the SavedModel export) traces.
             targets = tf.fill(tf.shape(images)[:1], -1)
         function = self._function(
-            "rivals" if rivals else "target",
+            "rivals" if with_rivals else "target",
             images,
             [tf.TensorSpec((None,), tf.int32)],
-            self._with_rivals if rivals else self._target_only,
+            self._with_rivals if with_rivals else self._target_only,
         )
         return GradientStats(*function(images, tf.convert_to_tensor(targets, tf.int32)))
 
@@ -264,64 +276,69 @@ class GradientEngine:
             raise _no_gradient_error()
         return logits, targets, gradient, None, None
 
-    def _fold_chunk(self, images, class_ids, num_classes, targets, state):
+    def _fold_chunk(self, images, class_ids, targets, state):
         """One forward pass, the gradients of a chunk of classes, folded into the state.
 
-        `class_ids` may run past the last class: the chunk is then padded by
-        repeating the last class, which is never counted twice as the target
-        and changes neither a max nor a min. state = (target_gradient,
-        rival_max, rival_min). Returns the logits, the resolved targets and the
-        new state.
+        `class_ids` (B, k) gives each image's classes for this chunk; -1 pads a
+        chunk and counts for nothing. state = (target_gradient, rival_max,
+        rival_min). Returns the logits, the resolved targets and the new state.
         """
-        classes = tf.minimum(class_ids, num_classes - 1)
+        classes = tf.maximum(class_ids, 0)
         loop = self.jacobian_mode == "loop"
         with tf.GradientTape(persistent=loop) as tape:
             tape.watch(images)
             logits = _checked_logits(self._logits(images))
-            chunk_logits = tf.gather(logits, classes, axis=1)
+            chunk_logits = tf.gather(logits, classes, axis=1, batch_dims=1)
         targets = self._resolve_targets(logits, targets)
+        is_target = tf.equal(class_ids, targets[:, None])
+        is_rival = (class_ids >= 0) & ~is_target
         if not loop:
             jacobian = _batch_jacobian(tape, chunk_logits, images)
-            is_target = tf.equal(class_ids[None, :], targets[:, None])
-            is_rival = tf.not_equal(classes[None, :], targets[:, None])
             return logits, targets, _fold_stacked(jacobian, is_target, is_rival, state)
         # One class at a time, with per-image weights instead of a stacked
         # (B, k, H, W, ch) Jacobian and broadcast selects: measured about 15%
         # faster on CPUs (benchmarks/README.md).
         for column in range(chunk_logits.shape[1]):
             gradient = _column_gradient(tape, chunk_logits, images, column)
-            state = _fold_column(
-                gradient,
-                is_target=tf.equal(class_ids[column], targets),
-                is_rival=tf.not_equal(classes[column], targets),
-                state=state,
-            )
+            state = _fold_column(gradient, is_target[:, column], is_rival[:, column], state)
         return logits, targets, state
+
+    def _class_ids(self, images, targets, num_classes):
+        """(B, n) classes whose gradients are needed, the logits if computed, the targets."""
+        batch = tf.shape(images)[0]
+        if self.rivals is None or self.rivals >= num_classes - 1:
+            return tf.tile(tf.range(num_classes)[None, :], [batch, 1]), None, targets
+        # Each image's target and its k highest-scoring other classes (one extra forward pass).
+        logits = _checked_logits(self._logits(images))
+        targets = self._resolve_targets(logits, targets)
+        others = tf.where(tf.one_hot(targets, num_classes) > 0, -np.inf, logits)
+        rivals = tf.math.top_k(others, k=self.rivals).indices
+        return tf.concat([targets[:, None], rivals], axis=1), logits, targets
 
     def _with_rivals(self, images, targets):
         num_classes = self.num_classes(images)
-        size = min(self.classes_per_chunk, num_classes)
-        chunks = math.ceil(num_classes / size)
-
-        def chunk_ids(index):
-            return index * size + tf.range(size)
+        class_ids, logits, targets = self._class_ids(images, targets, num_classes)
+        count = class_ids.shape[1]
+        size = min(self.classes_per_chunk, count)
+        chunks = math.ceil(count / size)
+        class_ids = tf.pad(class_ids, [[0, 0], [0, chunks * size - count]], constant_values=-1)
 
         infinity = tf.fill(tf.shape(images), np.inf)
         # The first chunk's forward pass also gives the logits (and so the
-        # predicted classes) at no extra cost.
-        logits, targets, state = self._fold_chunk(
-            images, chunk_ids(0), num_classes, targets, (tf.zeros_like(images), -infinity, infinity)
+        # predicted classes) when they are not known yet.
+        first_logits, targets, state = self._fold_chunk(
+            images, class_ids[:, :size], targets, (tf.zeros_like(images), -infinity, infinity)
         )
         if chunks > 1:
 
             def body(index, *state):
-                _, _, state = self._fold_chunk(
-                    images, chunk_ids(index), num_classes, targets, state
-                )
+                chunk = class_ids[:, index * size : (index + 1) * size]
+                _, _, state = self._fold_chunk(images, tf.ensure_shape(chunk, (None, size)),
+                                               targets, state)
                 return (index + 1, *state)
 
             _, *state = tf.while_loop(lambda index, *_: index < chunks, body, (1, *state))
-        return (logits, targets, *state)
+        return (first_logits if logits is None else logits, targets, *state)
 
 
 def _fold_stacked(

@@ -61,9 +61,15 @@ class SignedSaliency:
     Args:
         model: a Keras classifier taking float images (B, H, W, ch) and
             returning logits (B, C): Sequential, Functional or subclassed.
-        classes_per_chunk: how many classes' gradients are held in memory at
-            once (peak memory does not grow with the number of classes).
+        classes_per_chunk: how many classes' gradients are computed per
+            forward pass (peak memory does not grow with the number of classes).
         jacobian: "auto", "batch_jacobian" or "loop" (see `GradientEngine`).
+        rivals: None (the paper): active/inactive compare the target with
+            every other class. An integer k compares it with each image's k
+            highest-scoring other classes only: k + 1 backward passes instead
+            of C for models with very many classes. Exact when k >= C - 1;
+            otherwise the active/inactive maps may keep more pixels
+            (benchmarks/README.md measures the agreement).
 
     Example:
         >>> saliency = tf_signsal.SignedSaliency(model)
@@ -72,9 +78,17 @@ class SignedSaliency:
         >>> maps = saliency.explain(images, targets=labels, methods=["active"])
     """
 
-    def __init__(self, model: Any, classes_per_chunk: int = 16, jacobian: str = "auto"):
+    def __init__(
+        self,
+        model: Any,
+        classes_per_chunk: int = 16,
+        jacobian: str = "auto",
+        rivals: int | None = None,
+    ):
         self.model = model
-        self._engine = GradientEngine(model, classes_per_chunk=classes_per_chunk, jacobian=jacobian)
+        self._engine = GradientEngine(
+            model, classes_per_chunk=classes_per_chunk, jacobian=jacobian, rivals=rivals
+        )
 
     def explain(
         self,
@@ -127,7 +141,9 @@ class SignedSaliency:
             return {m: empty for m in methods}, tf.zeros((0, num_classes), tf.float32)
         if targets is not None:
             targets = _checks.as_targets(targets, images.shape[0], self._engine.num_classes(images))
-        stats = self._engine(images, targets, rivals=bool(_NEEDS_RIVALS.intersection(methods)))
+        stats = self._engine(
+            images, targets, with_rivals=bool(_NEEDS_RIVALS.intersection(methods))
+        )
         maps = reduce_to_maps(stats, methods)
         if normalize:
             maps = {method: normalize_maps(m) for method, m in maps.items()}

@@ -49,7 +49,7 @@ def _image_shape(model: Any, image_shape: Sequence[int | None] | None) -> tuple:
 
 def _explain_function(engine: GradientEngine):
     def explain(images: tf.Tensor) -> dict[str, tf.Tensor]:
-        stats = engine(images, None, rivals=True)  # the predicted classes
+        stats = engine(images, None, with_rivals=True)  # the predicted classes
         maps = reduce_to_maps(stats, METHODS)
         outputs = {method: normalize_maps(m) for method, m in maps.items()}
         outputs["logits"] = stats.logits
