@@ -337,7 +337,12 @@ class GradientEngine:
                                                targets, state)
                 return (index + 1, *state)
 
-            _, *state = tf.while_loop(lambda index, *_: index < chunks, body, (1, *state))
+            # One chunk at a time: by default TensorFlow runs up to 10 iterations
+            # at once (only the fold is sequential), which multiplies the peak
+            # memory by up to 10 (benchmarks/README.md, peak RSS table).
+            _, *state = tf.while_loop(
+                lambda index, *_: index < chunks, body, (1, *state), parallel_iterations=1
+            )
         return (first_logits if logits is None else logits, targets, *state)
 
 
