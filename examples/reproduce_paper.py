@@ -5,7 +5,7 @@
     python examples/reproduce_paper.py --run cifar10_cnn --data-dir ../shared/data \\
         --epochs 15 --seed 1 --out results/cifar10_cnn_seeds/seed1
     python examples/reproduce_paper.py --run imagenette_resnet18 --data-dir ../shared/data \\
-        --epochs 2 --eval-every 8
+        --epochs 2 --eval-every 16
     # Pre-trained runs, on a connected machine (tfds download + ImageNet weights):
     python examples/reproduce_paper.py --run imagenette_convnext_pretrained
     python examples/reproduce_paper.py --run imagenette_resnet18_pretrained \\

@@ -3,6 +3,7 @@ received and what is expected."""
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import numpy as np
@@ -84,3 +85,10 @@ def check_choices(name: str, values: Any, valid: tuple[str, ...]) -> tuple[str, 
             f"`{name}` must be a non-empty selection of {list(valid)}, received {list(values)}"
         )
     return values
+
+
+def positive_int(name: str, value: Any) -> int:
+    """`value` as an int, or a ValueError naming `name` unless it is an integer >= 1."""
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"`{name}` must be a positive integer, received {value!r}")
+    return int(value)

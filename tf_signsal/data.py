@@ -27,7 +27,7 @@ import os
 
 import tensorflow as tf
 
-from tf_signsal._checks import check_choices
+from tf_signsal._checks import check_choices, positive_int
 
 NAMES = ("cifar10", "imagenette")
 
@@ -126,8 +126,7 @@ def load(
         raise ValueError(
             f"`split` must be one of {list(_SPLITS[name])} for {name}, received {split!r}"
         )
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"`batch_size` must be a positive integer, received {batch_size!r}")
+    batch_size = positive_int("batch_size", batch_size)
     size = _IMAGE_SIZE[name] if image_size is None else tuple(image_size)
     if len(size) != 2 or not all(isinstance(s, int) and s > 0 for s in size):
         raise ValueError(

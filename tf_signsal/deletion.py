@@ -446,11 +446,8 @@ class AllegianceEvaluator:
         self.fractions = _check_fractions(fractions)
         self.pairs = _check_pairs(pairs)
         self.value_range = _check_value_range(value_range)
-        for name, value in (("batch_size", batch_size), ("memory_budget", memory_budget)):
-            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"`{name}` must be a positive integer, received {value!r}")
-        self.batch_size = int(batch_size)
-        self.memory_budget = int(memory_budget)
+        self.batch_size = _checks.positive_int("batch_size", batch_size)
+        self.memory_budget = _checks.positive_int("memory_budget", memory_budget)
         self.seed = int(seed)
         self.model = model
         self._saliency = SignedSaliency(model)

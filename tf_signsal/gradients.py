@@ -167,9 +167,9 @@ class GradientEngine:
 
     Args:
         model: the Keras classifier (see `logits_function`).
-        classes_per_chunk: how many classes' gradients are held at once;
-            peak memory is B x classes_per_chunk x H x W x ch floats whatever
-            the number of classes.
+        classes_per_chunk: how many classes' gradients one forward pass
+            serves; TensorFlow may run their backward passes at once, so this,
+            not the number of classes, bounds the peak memory.
         jacobian: "batch_jacobian", "loop" (one backward pass per class on a
             persistent tape) or "auto" (batch_jacobian on accelerators, the
             loop on CPUs, where it measured faster).
@@ -186,15 +186,10 @@ class GradientEngine:
         jacobian: str = "auto",
         rivals: int | None = None,
     ):
-        for name, value in (("classes_per_chunk", classes_per_chunk), ("rivals", rivals)):
-            if value is None and name == "rivals":
-                continue
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"`{name}` must be a positive integer, received {value!r}")
         _checks.check_choices("jacobian", jacobian, JACOBIAN_MODES)
         self.model = model
-        self.classes_per_chunk = classes_per_chunk
-        self.rivals = rivals
+        self.classes_per_chunk = _checks.positive_int("classes_per_chunk", classes_per_chunk)
+        self.rivals = None if rivals is None else _checks.positive_int("rivals", rivals)
         self.jacobian_mode = _default_jacobian_mode() if jacobian == "auto" else jacobian
         self._logits = logits_function(model)
         self._functions: dict[tuple, Any] = {}

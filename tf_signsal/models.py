@@ -27,6 +27,8 @@ from collections.abc import Mapping
 import keras
 import numpy as np
 
+from tf_signsal._checks import positive_int
+
 _CONVNEXT_WEIGHTS_URL = (
     "https://storage.googleapis.com/tensorflow/keras-applications/convnext/convnext_tiny.h5"
 )
@@ -361,5 +363,4 @@ def _check_shape_and_classes(input_shape, num_classes):
             f"`input_shape` must be (height, width, channels) with positive integers, "
             f"received {input_shape!r}"
         )
-    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
-        raise ValueError(f"`num_classes` must be a positive integer, received {num_classes!r}")
+    positive_int("num_classes", num_classes)

@@ -33,6 +33,7 @@ from collections.abc import Sequence
 import keras
 import tensorflow as tf
 
+from tf_signsal._checks import positive_int
 from tf_signsal._io import save_atomic, write_atomic
 
 RECIPE = {
@@ -85,8 +86,7 @@ def fit_paper_recipe(
     """
     if not isinstance(model, keras.Model):
         raise TypeError(f"`model` must be a keras.Model, received {type(model).__name__}")
-    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
-        raise ValueError(f"`epochs` must be a positive integer, received {epochs!r}")
+    epochs = positive_int("epochs", epochs)
     for name, ds in (("train_ds", train_ds), ("test_ds", test_ds)):
         if ds is None and name == "test_ds":
             continue
