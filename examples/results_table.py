@@ -132,7 +132,8 @@ def claims(records: dict[str, dict]) -> list[str]:
             holds = auc[signed] <= auc[rival]
             expected = (run, signed) not in PAPER_EXCEPTIONS
             word = "holds" if holds else "does not hold here"
-            note = "" if holds == expected else " (the paper found the opposite)"
+            in_paper = "holds" if expected else "does not"
+            note = "" if holds == expected else f" (in the paper it {in_paper})"
             parts.append(f"{signed} {auc[signed]:.3f} vs {rival} {auc[rival]:.3f}: {word}{note}")
         lines.append(f"- {run}: " + "; ".join(parts))
     lines.append("")

@@ -41,6 +41,7 @@ def test_fit_writes_model_and_history_and_reload_predicts_the_same(tmp_path, rng
     reloaded = keras.models.load_model(tmp_path / "run" / "model.keras")
     np.testing.assert_allclose(reloaded.predict(test_images, verbose=0), predictions,
                                rtol=1e-6, atol=1e-6)
+    assert not reloaded.compiled  # saved without the optimizer state
 
 
 def test_recipe_optimizer_and_loss(rng):

@@ -73,7 +73,8 @@ def fit_paper_recipe(
             building the model when the initial weights must be reproducible.
         out_dir: if given, `history.json` (the per-epoch logs, epochs done and wall-clock
             `train_seconds` so far, test evaluation included) is written there after every epoch
-            and `model.keras` at the end (both atomically: a reader never sees a half-written file).
+            and `model.keras` (the trained model, without optimizer state) at the end, both
+            atomically: a reader never sees a half-written file.
         callbacks: extra Keras callbacks (e.g. the saliency callbacks of `tf_signsal`).
         verbose: passed to `model.fit`.
 
@@ -139,5 +140,17 @@ def fit_paper_recipe(
         shuffle=False,  # a tf.data.Dataset brings its own order (data.load(shuffle=True))
     )
     if out_dir is not None:
-        save_atomic(os.path.join(out_dir, "model.keras"), model.save)
+        save_atomic(os.path.join(out_dir, "model.keras"), _without_optimizer(model).save)
     return history
+
+
+def _without_optimizer(model: keras.Model) -> keras.Model:
+    """An uncompiled copy with the same weights, so that the saved file holds no optimizer
+    state (a third of the size). A model that cannot be rebuilt from its config (a subclassed
+    model without `get_config`) is returned as it is."""
+    try:
+        copy = model.__class__.from_config(model.get_config())
+    except (NotImplementedError, TypeError, ValueError):
+        return model
+    copy.set_weights(model.get_weights())
+    return copy
