@@ -49,8 +49,11 @@ def _mean_std(values: list[float]) -> str:
     return f"{np.mean(values):.3f} ± {np.std(values, ddof=1):.3f}"
 
 
-def paper_tables(records: dict[str, dict], seeds: dict[str, list[dict]]) -> list[str]:
-    """Tables 1-3 of the paper: accuracy, black deletion AUC, white deletion AUC."""
+def paper_tables(records: dict[str, dict], seeds: dict[str, list[dict]],
+                 missing: dict[str, str]) -> list[str]:
+    """Tables 1-3 of the paper: accuracy, black deletion AUC, white deletion AUC.
+
+    `missing` says, for each run without results, why (e.g. "not run here")."""
     lines = ["Table 1: test accuracy (the paper's in brackets).", "",
              "| run | epochs | images | accuracy |", "| --- | --- | --- | --- |"]
     for run in RUNS:
@@ -59,7 +62,7 @@ def paper_tables(records: dict[str, dict], seeds: dict[str, list[dict]]) -> list
             lines.append(f"| {run} | {record['epochs']} | {record['n_images']} | "
                          f"{record['accuracy']:.4f} ({ACCURACY[run]:.4f}) |")
         else:
-            lines.append(f"| {run} | not run here | | ({ACCURACY[run]:.4f}) |")
+            lines.append(f"| {run} | {missing[run]} | | ({ACCURACY[run]:.4f}) |")
         if run in seeds:
             group = seeds[run]
             lines.append(f"| {run}, seeds {', '.join(str(r['seed']) for r in group)} | "
@@ -78,7 +81,7 @@ def paper_tables(records: dict[str, dict], seeds: dict[str, list[dict]]) -> list
                 cells = [f"{auc[p]:.3f} {ref}".strip() for p, ref in zip(pairs, paper)]
             else:
                 cells = [f"– {ref}".strip() for ref in paper]
-            name = run if run in records else f"{run} (not run here)"
+            name = run if run in records else f"{run} ({missing[run]})"
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
             if run in seeds:
                 cells = [_mean_std([r["auc"][p] for r in seeds[run]]) for p in pairs]
@@ -168,7 +171,11 @@ def main(argv: list[str] | None = None) -> None:
         path = os.path.join(args.results, run, "results_train.json")
         if os.path.isfile(path):
             train_records[run] = load(path)
-    lines = paper_tables(records, seeds)
+    # A run trained here but not evaluated leaves its history.json only.
+    missing = {run: "trained here, not evaluated: see the differences"
+               if os.path.isfile(os.path.join(args.results, run, "history.json"))
+               else "not run here" for run in RUNS if run not in records}
+    lines = paper_tables(records, seeds, missing)
     differences = curve_differences(records)
     if differences:
         lines += ["", "Allegiance curves against the paper's digitized Figs. 3/4: mean / largest "
