@@ -42,7 +42,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from paper_reference import CURVES, RUNS  # noqa: E402
-from train import build  # noqa: E402
+from train import INPUT_SHAPES, build, load_options  # noqa: E402
 
 from tf_signsal import (  # noqa: E402
     METHODS,
@@ -149,12 +149,10 @@ def main(argv: list[str] | None = None) -> None:
     dataset = RUNS[args.run][0]
     out = args.out or os.path.join("results", args.run)
     os.makedirs(out, exist_ok=True)
-    # The paper drops Imagenette's non-RGB files; CIFAR-10 has none.
-    options = {"data_dir": args.data_dir, "drop_grayscale": dataset == "imagenette"}
+    options = load_options(dataset, args.data_dir)
     train = data.load(dataset, "train", shuffle=True, seed=args.seed, **options)
     test = data.load(dataset, "test", **options)
-    size = 32 if dataset == "cifar10" else 224
-    model, train_seconds = trained_model(args, out, train, test, (size, size, 3))
+    model, train_seconds = trained_model(args, out, train, test, INPUT_SHAPES[dataset])
 
     evaluated = test if args.split == "test" else data.load(dataset, "train", **options)
     if args.eval_every > 1:

@@ -24,6 +24,12 @@ import keras  # noqa: E402
 from tf_signsal import data, models, training  # noqa: E402
 
 MODELS = ("paper_cnn", "resnet18", "resnet18_probe", "convnext_probe")
+INPUT_SHAPES = {"cifar10": (32, 32, 3), "imagenette": (224, 224, 3)}  # the paper's sizes
+
+
+def load_options(dataset: str, data_dir: str | None) -> dict:
+    """`data.load` options of the paper: it drops Imagenette's non-RGB files (CIFAR-10 has none)."""
+    return {"data_dir": data_dir, "drop_grayscale": dataset == "imagenette"}
 
 
 def build(model: str, input_shape: tuple[int, int, int], weights: str | None) -> keras.Model:
@@ -52,8 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args(argv)
 
-    # The paper drops Imagenette's non-RGB files; CIFAR-10 has none.
-    options = {"data_dir": args.data_dir, "drop_grayscale": args.dataset == "imagenette"}
+    options = load_options(args.dataset, args.data_dir)
     train = data.load(args.dataset, "train", shuffle=True, seed=args.seed, **options)
     test = data.load(args.dataset, "test", **options)
     if args.limit is not None:
@@ -61,9 +66,8 @@ def main(argv: list[str] | None = None) -> None:
         # The test split is sorted by class: a quick run evaluates a shuffled sample of it.
         test = data.load(args.dataset, "test", shuffle=True, seed=args.seed, **options)
         train, test = train.take(batches), test.take(batches)
-    size = 32 if args.dataset == "cifar10" else 224
     keras.utils.set_random_seed(args.seed)  # the initial weights depend on it
-    model = build(args.model, (size, size, 3), args.weights)
+    model = build(args.model, INPUT_SHAPES[args.dataset], args.weights)
     history = training.fit_paper_recipe(model, train, args.epochs, test_ds=test, seed=args.seed,
                                         out_dir=args.out, verbose=2)
     print(f"final test accuracy {history.history['val_accuracy'][-1]:.4f}; "

@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_signsal import _checks, plotting
+from tf_signsal._io import write_atomic
 from tf_signsal.deletion import (
     PAPER_FRACTIONS,
     PAPER_PAIRS,
@@ -223,7 +224,7 @@ class SaliencyMapsCallback(keras.callbacks.Callback):
         content.update({k: np.asarray(v) for k, v in optional.items() if v is not None})
         buffer = io.BytesIO()
         np.savez(buffer, **content)
-        plotting.write_atomic(path, buffer.getvalue())
+        write_atomic(path, buffer.getvalue())
 
     def _write_tb(self, epoch: int, arrays: dict[str, np.ndarray], path: str) -> None:
         del path  # the events go to one growing file per run, named by TensorFlow

@@ -23,6 +23,7 @@ import tensorflow as tf
 from matplotlib.figure import Figure
 
 from tf_signsal import datasets, plotting
+from tf_signsal._io import write_atomic
 from tf_signsal.deletion import ALL_PAIRS, PAPER_PAIRS, AllegianceEvaluator, pair_name
 from tf_signsal.maps import METHODS, SignedSaliency
 from tf_signsal.report import HtmlReport
@@ -117,7 +118,7 @@ def _save_figure(figure: Figure, path: str) -> bytes:
 
 
 def _write_json(record: dict, path: str) -> None:
-    plotting.write_atomic(path, (json.dumps(record, indent=1) + "\n").encode())
+    write_atomic(path, (json.dumps(record, indent=1) + "\n").encode())
 
 
 def _curves_figure(result: Any, title: str) -> Figure:
@@ -254,7 +255,7 @@ def _run_demo(args: argparse.Namespace) -> None:
         f"Total time {record['seconds']['total']:.0f} s. Files: results.json, history.json, "
         f"model.keras, {', '.join(pngs)}, maps_over_training/.", note=True
     )
-    plotting.write_atomic(os.path.join(out, "report.html"), page.html().encode())
+    write_atomic(os.path.join(out, "report.html"), page.html().encode())
 
     width = max(len(name) for name in pointing)
     print(f"\ntest accuracy {accuracy:.3f}\npointing game (top 5% inside the shape):")
@@ -297,7 +298,7 @@ def _run_explain(args: argparse.Namespace) -> None:
         predictions=predictions, targets=explained, **maps,
     )
     written = [os.path.join(args.out, "maps.npz")]
-    plotting.write_atomic(written[0], buffer.getvalue())
+    write_atomic(written[0], buffer.getvalue())
     for start in range(0, len(files), _ROWS_PER_GRID):
         chosen = slice(start, start + _ROWS_PER_GRID)
         titles = [
