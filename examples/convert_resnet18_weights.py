@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     if not os.path.isfile(path):
         path = keras.utils.get_file("resnet18_tv_in1k.safetensors", origin=args.source)
     backbone = models.resnet18((224, 224, 3)).get_layer("resnet18")
-    models.load_torchvision_resnet18(backbone, models.read_safetensors(path))
+    models.load_torch_state(backbone, models.read_safetensors(path))
     backbone.save_weights(args.out)
     print(f"wrote {args.out}")
 

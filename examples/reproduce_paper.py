@@ -6,6 +6,9 @@
         --epochs 15 --seed 1 --out results/cifar10_cnn_seeds/seed1
     python examples/reproduce_paper.py --run imagenette_resnet18 --data-dir ../shared/data \\
         --epochs 2 --eval-every 16
+    # A model trained by examples/train_torch.py (PyTorch, e.g. on a GPU), evaluated here:
+    python examples/reproduce_paper.py --run cifar10_resnet18 --data-dir ../shared/data \
+        --torch-state runs/torch_cifar10/resnet18 --out results/cifar10_resnet18_torch
     # Pre-trained runs, on a connected machine (tfds download + ImageNet weights):
     python examples/reproduce_paper.py --run imagenette_convnext_pretrained
     python examples/reproduce_paper.py --run imagenette_resnet18_pretrained \\
@@ -29,6 +32,7 @@ Writes into --out (default results/<run>):
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
 import sys
@@ -50,9 +54,11 @@ from tf_signsal import (  # noqa: E402
     AllegianceEvaluator,
     SignedSaliency,
     data,
+    models,
     plotting,
     training,
 )
+from tf_signsal._io import save_atomic, write_atomic  # noqa: E402
 from tf_signsal.deletion import AllegianceResult  # noqa: E402
 
 RANDOM_PAIRS = (("random", "black"), ("random", "white"))
@@ -81,6 +87,31 @@ def trained_model(args: argparse.Namespace, out: str, train: tf.data.Dataset,
                               out_dir=out, verbose=2)
     with open(history_path, encoding="utf-8") as handle:
         return model, json.load(handle)["train_seconds"]
+
+
+def import_torch_run(args: argparse.Namespace, out: str,
+                     input_shape: tuple[int, int, int]) -> None:
+    """Write `out/model.keras` and `out/history.json` from a run of examples/train_torch.py."""
+    with open(os.path.join(args.torch_state, "history.json"), encoding="utf-8") as handle:
+        record = json.load(handle)
+    if record["epochs_done"] != args.epochs or record["recipe"]["seed"] != args.seed:
+        raise SystemExit(f"--torch-state {args.torch_state} holds {record['epochs_done']} epochs "
+                         f"with seed {record['recipe']['seed']}; pass --epochs and --seed to match")
+    state = {}
+    for path in sorted(glob.glob(os.path.join(args.torch_state, "state-*.npz"))):
+        state.update(np.load(path))
+    _, model_name, kind = RUNS[args.run]
+    model = build(BUILD_NAMES[model_name, kind], input_shape, args.weights)
+    models.load_torch_state(model, state)
+    save_atomic(os.path.join(out, "model.keras"), model.save)
+    write_atomic(os.path.join(out, "history.json"), json.dumps(record, indent=2).encode())
+
+
+def trained_with(out: str) -> dict:
+    """Framework and device of a run imported from examples/train_torch.py (else nothing)."""
+    with open(os.path.join(out, "history.json"), encoding="utf-8") as handle:
+        record = json.load(handle)
+    return {key: record[key] for key in ("framework", "device") if key in record}
 
 
 def every_kth(dataset: tf.data.Dataset, k: int, batch_size: int = 128) -> tf.data.Dataset:
@@ -136,6 +167,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default=None, help="output folder (default results/<run>)")
     parser.add_argument("--weights", default=None,
                         help="backbone weights file for imagenette_resnet18_pretrained")
+    parser.add_argument("--torch-state", default=None,
+                        help="evaluate a run of examples/train_torch.py (its model folder) "
+                             "instead of training here")
     parser.add_argument("--retrain", action="store_true",
                         help="train even when --out holds this finished run")
     args = parser.parse_args(argv)
@@ -152,6 +186,8 @@ def main(argv: list[str] | None = None) -> None:
     options = load_options(dataset, args.data_dir)
     train = data.load(dataset, "train", shuffle=True, seed=args.seed, **options)
     test = data.load(dataset, "test", **options)
+    if args.torch_state is not None:
+        import_torch_run(args, out, INPUT_SHAPES[dataset])
     model, train_seconds = trained_model(args, out, train, test, INPUT_SHAPES[dataset])
 
     evaluated = test if args.split == "test" else data.load(dataset, "train", **options)
@@ -176,9 +212,10 @@ def main(argv: list[str] | None = None) -> None:
         "split": args.split,
         "eval_every": args.eval_every,
         "train_seconds": train_seconds,
+        **trained_with(out),
         "eval_seconds": eval_seconds,
     }
-    plotting.write_atomic(os.path.join(out, f"results{suffix}.json"),
+    write_atomic(os.path.join(out, f"results{suffix}.json"),
                           json.dumps(record, indent=1).encode())
     title = (f"{args.run}: {args.epochs} epochs, seed {args.seed}, {args.split} split, "
              f"{result.n_images} images, accuracy {record['accuracy']:.3f}")

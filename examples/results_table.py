@@ -5,7 +5,8 @@
 
 Reads every `results.json` written by `examples/reproduce_paper.py` under --results: the main
 run of each name (`results/<run>/results.json`), the seed runs (`results/<run>_seeds/*/`,
-shown as mean +- std) and the train-split evaluations (`results_train.json`).
+shown as mean +- std), the runs trained with examples/train_torch.py (`results/<run>_torch/`)
+and the train-split evaluations (`results_train.json`).
 """
 
 from __future__ import annotations
@@ -49,11 +50,17 @@ def _mean_std(values: list[float]) -> str:
     return f"{np.mean(values):.3f} ± {np.std(values, ddof=1):.3f}"
 
 
+def torch_name(run: str, record: dict) -> str:
+    """The row name of a run trained with examples/train_torch.py."""
+    return f"{run}, trained in PyTorch on {record.get('device', 'a GPU')}"
+
+
 def paper_tables(records: dict[str, dict], seeds: dict[str, list[dict]],
-                 missing: dict[str, str]) -> list[str]:
+                 torch_records: dict[str, dict], missing: dict[str, str]) -> list[str]:
     """Tables 1-3 of the paper: accuracy, black deletion AUC, white deletion AUC.
 
-    `missing` says, for each run without results, why (e.g. "not run here")."""
+    `torch_records` are the runs trained with examples/train_torch.py; `missing` says, for each
+    run without results, why (e.g. "not run here")."""
     lines = ["Table 1: test accuracy (the paper's in brackets).", "",
              "| run | epochs | images | accuracy |", "| --- | --- | --- | --- |"]
     for run in RUNS:
@@ -68,6 +75,11 @@ def paper_tables(records: dict[str, dict], seeds: dict[str, list[dict]],
             lines.append(f"| {run}, seeds {', '.join(str(r['seed']) for r in group)} | "
                          f"{group[0]['epochs']} | {group[0]['n_images']} | "
                          f"{_mean_std([r['accuracy'] for r in group])} |")
+        if run in torch_records:
+            record = torch_records[run]
+            lines.append(f"| {torch_name(run, record)} | {record['epochs']} | "
+                         f"{record['n_images']} | {record['accuracy']:.4f} "
+                         f"({ACCURACY[run]:.4f}) |")
     for number, fill in ((2, "black"), (3, "white")):
         pairs = [p for p in PAIRS if p.endswith(fill)] + [f"random/{fill}"]
         lines += ["", f"Table {number}: AUC of {fill} deletion, lower is better (the paper's in "
@@ -86,6 +98,11 @@ def paper_tables(records: dict[str, dict], seeds: dict[str, list[dict]],
             if run in seeds:
                 cells = [_mean_std([r["auc"][p] for r in seeds[run]]) for p in pairs]
                 lines.append(f"| {run}, {len(seeds[run])} seeds | " + " | ".join(cells) + " |")
+            if run in torch_records:
+                auc = torch_records[run]["auc"]
+                cells = [f"{auc[p]:.3f} {ref}".strip() for p, ref in zip(pairs, paper)]
+                lines.append(f"| {torch_name(run, torch_records[run])} | " + " | ".join(cells)
+                             + " |")
     return lines
 
 
@@ -93,11 +110,12 @@ def curve_differences(records: dict[str, dict]) -> list[str]:
     """Mean and largest |ours - paper| over the 13 fractions, per pair (Figs. 3 and 4)."""
     lines = ["| run | " + " | ".join(PAIRS) + " |", "|" + " --- |" * (len(PAIRS) + 1)]
     for run, record in records.items():
-        if run not in CURVES or tuple(record["fractions"]) != FRACTIONS:
+        paper = CURVES.get(record["run"])  # keys may be row names; record["run"] is the run
+        if paper is None or tuple(record["fractions"]) != FRACTIONS:
             continue
         cells = []
         for pair in PAIRS:
-            gap = np.abs(np.asarray(record["curves"][pair]) - np.asarray(CURVES[run][pair]))
+            gap = np.abs(np.asarray(record["curves"][pair]) - np.asarray(paper[pair]))
             cells.append(f"{gap.mean():.3f} / {gap.max():.3f}")
         lines.append(f"| {run} | " + " | ".join(cells) + " |")
     return lines if len(lines) > 2 else []
@@ -133,7 +151,7 @@ def claims(records: dict[str, dict]) -> list[str]:
         for signed, rival in (("positive/black", "active/black"),
                               ("negative/white", "inactive/white")):
             holds = auc[signed] <= auc[rival]
-            expected = (run, signed) not in PAPER_EXCEPTIONS
+            expected = (record["run"], signed) not in PAPER_EXCEPTIONS
             word = "holds" if holds else "does not hold here"
             in_paper = "holds" if expected else "does not"
             note = "" if holds == expected else f" (in the paper it {in_paper})"
@@ -160,7 +178,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--results", default="results")
     parser.add_argument("--out", default=None, help="also write the markdown here")
     args = parser.parse_args(argv)
-    records, seeds, train_records = {}, {}, {}
+    records, seeds, torch_records, train_records = {}, {}, {}, {}
     for run in RUNS:
         path = os.path.join(args.results, run, "results.json")
         if os.path.isfile(path):
@@ -168,6 +186,9 @@ def main(argv: list[str] | None = None) -> None:
         runs = sorted(glob.glob(os.path.join(args.results, f"{run}_seeds", "*", "results.json")))
         if runs:
             seeds[run] = [load(p) for p in runs]
+        path = os.path.join(args.results, f"{run}_torch", "results.json")
+        if os.path.isfile(path):
+            torch_records[run] = load(path)
         path = os.path.join(args.results, run, "results_train.json")
         if os.path.isfile(path):
             train_records[run] = load(path)
@@ -175,8 +196,9 @@ def main(argv: list[str] | None = None) -> None:
     missing = {run: "trained here, not evaluated: see the differences"
                if os.path.isfile(os.path.join(args.results, run, "history.json"))
                else "not run here" for run in RUNS if run not in records}
-    lines = paper_tables(records, seeds, missing)
-    differences = curve_differences(records)
+    lines = paper_tables(records, seeds, torch_records, missing)
+    differences = curve_differences(
+        {**records, **{torch_name(run, r): r for run, r in torch_records.items()}})
     if differences:
         lines += ["", "Allegiance curves against the paper's digitized Figs. 3/4: mean / largest "
                   "absolute difference over the 13 fractions.", ""] + differences
@@ -184,6 +206,7 @@ def main(argv: list[str] | None = None) -> None:
         lines += ["", "Train split (the paper's Appendix B reports no numbers):", ""]
         lines += train_split_table(train_records)
     checked = dict(records)
+    checked.update({torch_name(run, r): r for run, r in torch_records.items()})
     for run, group in seeds.items():
         checked.update({f"{run}, seed {r['seed']} ({r['epochs']} epochs)": r for r in group})
     checked.update({f"{run}, train split": r for run, r in train_records.items()})

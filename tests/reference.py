@@ -1,6 +1,7 @@
 """Plain, obviously-right reference implementations: Python loops over classes and
 images in eager mode and numpy, with no chunking, no tf.function and no vectorisation."""
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -48,3 +49,23 @@ def reference_maps(model, images, targets=None, normalize=True):
                 m = (m - m.min()) / span if span > 0 else np.zeros_like(m)
             maps[method].append(m)
     return {method: np.stack(ms) for method, ms in maps.items()}
+
+
+def torch_state_of(model, prefix=""):
+    """`model`'s weights as a PyTorch state dict (names, layouts): what load_torch_state reads."""
+    state = {}
+    for layer in model.layers:
+        name = prefix + layer.name
+        weights = [w.numpy() for w in layer.weights]
+        if isinstance(layer, keras.Model):
+            state.update(torch_state_of(layer, f"{name}."))
+        elif isinstance(layer, keras.layers.Conv2D):  # (kh, kw, in, out) -> (out, in, kh, kw)
+            state[f"{name}.weight"] = weights[0].transpose(3, 2, 0, 1)
+            if layer.use_bias:
+                state[f"{name}.bias"] = weights[1]
+        elif isinstance(layer, keras.layers.Dense):
+            state[f"{name}.weight"], state[f"{name}.bias"] = weights[0].T, weights[1]
+        elif isinstance(layer, keras.layers.BatchNormalization):
+            for key, value in zip(("weight", "bias", "running_mean", "running_var"), weights):
+                state[f"{name}.{key}"] = value
+    return state

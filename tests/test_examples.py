@@ -8,7 +8,9 @@ import keras
 import numpy as np
 import pytest
 
+from tests.reference import torch_state_of
 from tests.test_data import _write_tree
+from tf_signsal import models
 from tf_signsal.deletion import trapezoid_auc
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "examples"))
@@ -64,6 +66,43 @@ def test_reproduce_paper_writes_a_run_and_reloads_it(cifar_tree, tmp_path, capsy
     assert f"| cifar10_cnn | 1 | 20 | {record['accuracy']:.4f} (0.6307) |" in summary
     assert f"{record['auc']['positive/black']:.3f} (0.14)" in summary
     assert "cifar10_resnet18 (not run here)" in summary and "Train split" in summary
+
+
+def test_reproduce_paper_evaluates_a_run_of_train_torch(cifar_tree, tmp_path, rng):
+    """A model folder of examples/train_torch.py: state-<i>.npz shards and history.json."""
+    keras.utils.set_random_seed(3)
+    trained = models.paper_cnn((32, 32, 3), 10)
+    state = torch_state_of(trained)
+    torch_dir = tmp_path / "torch_run"
+    torch_dir.mkdir()
+    names = sorted(state)
+    np.savez(torch_dir / "state-0.npz", **{name: state[name] for name in names[:5]})
+    np.savez(torch_dir / "state-1.npz", **{name: state[name] for name in names[5:]})
+    history = {"model": "PaperCNN", "framework": "torch 2.11.0", "device": "NVIDIA H200",
+               "recipe": {"seed": 42, "epochs": 7}, "epochs_done": 7, "train_seconds": 21.5,
+               "history": {"loss": [2.0] * 7}}
+    (torch_dir / "history.json").write_text(json.dumps(history))
+
+    out = tmp_path / "results" / "cifar10_cnn_torch"
+    args = ["--run", "cifar10_cnn", "--data-dir", str(cifar_tree), "--out", str(out),
+            "--torch-state", str(torch_dir)]
+    with pytest.raises(SystemExit, match="holds 7 epochs with seed 42"):
+        reproduce_paper.main(args)  # --epochs defaults to 50
+    reproduce_paper.main(args + ["--epochs", "7"])
+    model = keras.saving.load_model(out / "model.keras")
+    images = rng.random((3, 32, 32, 3), dtype=np.float32)
+    np.testing.assert_allclose(model.predict(images, verbose=0),
+                               trained.predict(images, verbose=0), rtol=1e-6, atol=1e-6)
+    record = json.loads((out / "results.json").read_text())
+    assert (record["epochs"], record["train_seconds"]) == (7, 21.5)
+    assert (record["framework"], record["device"]) == ("torch 2.11.0", "NVIDIA H200")
+
+    results_table.main(["--results", str(tmp_path / "results"),
+                        "--out", str(tmp_path / "summary.md")])
+    summary = (tmp_path / "summary.md").read_text()
+    assert (f"| cifar10_cnn, trained in PyTorch on NVIDIA H200 | 7 | 20 | "
+            f"{record['accuracy']:.4f} (0.6307) |") in summary
+    assert f"{record['auc']['negative/white']:.3f} (0.14)" in summary
 
 
 def test_reproduce_paper_rejects_bad_arguments(capsys):

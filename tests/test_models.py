@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 
+from tests.reference import torch_state_of
 from tf_signsal import models
 
 
@@ -254,22 +255,86 @@ def _write_safetensors(path, tensors):
     path.write_bytes(len(encoded).to_bytes(8, "little") + encoded + b"".join(chunks))
 
 
+def _conv_nchw(x, weight, bias, stride, pad):
+    """PyTorch Conv2d on (C, H, W) with a PyTorch (out, in, kh, kw) weight."""
+    k = weight.shape[-1]
+    x = np.pad(x, ((0, 0), (pad, pad), (pad, pad)))
+    h = (x.shape[1] - k) // stride + 1
+    w = (x.shape[2] - k) // stride + 1
+    out = np.zeros((weight.shape[0], h, w))
+    for i in range(h):
+        for j in range(w):
+            patch = x[:, i * stride:i * stride + k, j * stride:j * stride + k]
+            out[:, i, j] = np.tensordot(weight, patch, axes=3) + bias
+    return out
+
+
+def _paper_cnn_torch_ref(state, image_chw):
+    """The authors' CNNModel forward pass in PyTorch's layout, from its state dict alone."""
+    x = _relu(_conv_nchw(image_chw, state["stem_conv.weight"], state["stem_conv.bias"], 2, 3))
+    x = _maxpool_ref(x.transpose(1, 2, 0)).transpose(2, 0, 1)
+    for block in (1, 2, 3):
+        for conv, stride in ((1, 1), (2, 2), (3, 1)):
+            name = f"block{block}_conv{conv}"
+            x = _relu(_conv_nchw(x, state[f"{name}.weight"], state[f"{name}.bias"], stride, 1))
+    return state["fc.weight"] @ x.mean(axis=(1, 2)) + state["fc.bias"]
+
+
+def test_load_torch_state_paper_cnn_equals_the_pytorch_layout_forward_pass(rng):
+    shapes = {"stem_conv": (32, 3, 7, 7), "fc": (10, 128)}
+    channels_in = 32
+    for block, channels in zip((1, 2, 3), (32, 64, 128)):
+        for conv in (1, 2, 3):
+            shapes[f"block{block}_conv{conv}"] = (channels, channels_in, 3, 3)
+            channels_in = channels
+    state = {}
+    for name, shape in shapes.items():
+        state[f"{name}.weight"] = rng.normal(0, 0.6 / np.sqrt(np.prod(shape[1:])), shape)
+        state[f"{name}.bias"] = rng.normal(0, 0.05, shape[0])
+    model = models.paper_cnn((32, 32, 3), 10)
+    models.load_torch_state(model, state)
+    images = rng.random((2, 32, 32, 3))
+    logits = model.predict(images.astype(np.float32), verbose=0)
+    for image, got in zip(images, logits):
+        np.testing.assert_allclose(got, _paper_cnn_torch_ref(state, image.transpose(2, 0, 1)),
+                                   rtol=1e-4, atol=1e-5)
+
+    del state["block2_conv3.bias"]
+    with pytest.raises(ValueError, match=r"no \['block2_conv3.bias'\]"):
+        models.load_torch_state(model, state)
+
+
+def _with_random_batchnorm(state, rng):
+    """Random BatchNorm parameters and statistics (fresh layers hold 1, 0, 0, 1)."""
+    for name in [key for key in state if key.endswith(".running_var")]:
+        n = state[name].shape[0]
+        for key in ("weight", "bias", "running_mean"):
+            state[name.replace("running_var", key)] = rng.normal(0, 0.1, n).astype(np.float32)
+        state[name] = rng.uniform(0.5, 2, n).astype(np.float32)
+    return state
+
+
+def test_load_torch_state_names_nested_models_by_prefix(rng):
+    """resnet18(...) takes examples/train_torch.py's layout: "resnet18.<torchvision name>"."""
+    keras.utils.set_random_seed(5)
+    state = _with_random_batchnorm(torch_state_of(models.resnet18((32, 32, 3), 10)), rng)
+    assert "classifier.weight" in state and "resnet18.layer4.1.bn2.running_var" in state
+    target = models.resnet18((32, 32, 3), 10)
+    models.load_torch_state(target, state)
+    np.testing.assert_array_equal(target.get_layer("classifier").kernel.numpy(),
+                                  state["classifier.weight"].T.astype(np.float32))
+    image = rng.random((1, 32, 32, 3), dtype=np.float32)
+    np.testing.assert_allclose(target(image, training=False).numpy()[0],
+                               _resnet18_ref(target, image[0].astype(np.float64)),
+                               rtol=1e-3, atol=1e-4)
+
+
 def test_torchvision_resnet18_state_dict_round_trip(tmp_path, rng):
     keras.utils.set_random_seed(4)
     source = models.resnet18((32, 32, 3), 10)
-    state = {}
-    for layer in source.get_layer("resnet18").layers:
-        weights = [w.numpy() for w in layer.weights]
-        if isinstance(layer, keras.layers.Conv2D):  # (kh, kw, in, out) -> (out, in, kh, kw)
-            state[f"{layer.name}.weight"] = weights[0].transpose(3, 2, 0, 1)
-        elif isinstance(layer, keras.layers.Dense):
-            state[f"{layer.name}.weight"], state[f"{layer.name}.bias"] = weights[0].T, weights[1]
-        elif isinstance(layer, keras.layers.BatchNormalization):
-            n = weights[0].shape[0]
-            for key in ("weight", "bias", "running_mean"):
-                state[f"{layer.name}.{key}"] = rng.normal(0, 0.1, n).astype(np.float32)
-            state[f"{layer.name}.running_var"] = rng.uniform(0.5, 2, n).astype(np.float32)
-            state[f"{layer.name}.num_batches_tracked"] = np.array(7, np.int64)
+    state = _with_random_batchnorm(torch_state_of(source.get_layer("resnet18")), rng)
+    for name in [key for key in state if key.endswith(".running_var")]:
+        state[name.replace("running_var", "num_batches_tracked")] = np.array(7, np.int64)
     path = tmp_path / "model.safetensors"
     _write_safetensors(path, state)
     read = models.read_safetensors(path)
@@ -279,7 +344,7 @@ def test_torchvision_resnet18_state_dict_round_trip(tmp_path, rng):
 
     target = models.resnet18((32, 32, 3), 10)
     target.get_layer("classifier").set_weights(source.get_layer("classifier").get_weights())
-    models.load_torchvision_resnet18(target.get_layer("resnet18"), read)
+    models.load_torch_state(target.get_layer("resnet18"), read)
     np.testing.assert_array_equal(
         target.get_layer("resnet18").get_layer("bn1").moving_variance.numpy(),
         state["bn1.running_var"],
@@ -294,4 +359,4 @@ def test_torchvision_resnet18_state_dict_round_trip(tmp_path, rng):
 
     state["fc.weight"] = state["fc.weight"][:, :5]
     with pytest.raises(ValueError, match="fc needs shape"):
-        models.load_torchvision_resnet18(target.get_layer("resnet18"), state)
+        models.load_torch_state(target.get_layer("resnet18"), state)

@@ -225,38 +225,57 @@ def read_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
     return tensors
 
 
-def load_torchvision_resnet18(backbone: keras.Model, state: Mapping[str, np.ndarray]) -> None:
-    """Copy a torchvision `resnet18` state dict (numpy arrays) into the Keras backbone.
+def load_torch_state(model: keras.Model, state: Mapping[str, np.ndarray], prefix: str = "") -> None:
+    """Copy a PyTorch state dict (numpy arrays) into a model of this module, by layer name.
 
-    Keras layer names are torchvision's parameter prefixes ("layer1.0.conv1", "fc"), so each
-    layer takes `<name>.weight` etc.: conv kernels (out, in, kh, kw) -> (kh, kw, in, out),
-    Linear weights transposed, BatchNorm weight/bias/running_mean/running_var.
+    Keras layer names here are PyTorch's parameter prefixes: torchvision's in the ResNet-18
+    backbone ("layer1.0.conv1", "fc"), the authors' module names elsewhere. A nested model
+    adds its own name, so `resnet18(...)` takes "resnet18.conv1.weight", ...,
+    "classifier.weight" (the layout of `examples/train_torch.py`), and its backbone alone takes
+    torchvision's own names. Conv kernels (out, in, kh, kw) become (kh, kw, in, out), Linear
+    weights are transposed, BatchNorm takes weight/bias/running_mean/running_var.
 
     Args:
-        backbone: `resnet18(...).get_layer("resnet18")` (any input size).
-        state: torchvision parameter name -> array, e.g. `read_safetensors(path)`; extra entries
-            such as `num_batches_tracked` are ignored.
+        model: a model of this module, or a nested part such as
+            `resnet18(...).get_layer("resnet18")` (any input size).
+        state: parameter name -> array, e.g. `read_safetensors(path)` or a `torch` state dict
+            turned into numpy; extra entries such as `num_batches_tracked` are ignored.
+        prefix: prepended to every name (used for nested models).
+
+    Raises:
+        ValueError: a parameter is missing from `state` or has the wrong shape.
 
     Example:
         >>> backbone = resnet18((224, 224, 3)).get_layer("resnet18")
-        >>> load_torchvision_resnet18(backbone, read_safetensors("model.safetensors"))
+        >>> load_torch_state(backbone, read_safetensors("model.safetensors"))  # torchvision's
         >>> backbone.save_weights("resnet18_imagenet.weights.h5")  # for resnet18(weights=...)
     """
-    for layer in backbone.layers:
+    for layer in model.layers:
+        name = prefix + layer.name
+        if isinstance(layer, keras.Model):
+            load_torch_state(layer, state, f"{name}.")
+            continue
         if isinstance(layer, keras.layers.Conv2D):
-            values = [np.transpose(state[f"{layer.name}.weight"], (2, 3, 1, 0))]
+            keys = ("weight", "bias") if layer.use_bias else ("weight",)
         elif isinstance(layer, keras.layers.Dense):
-            values = [state[f"{layer.name}.weight"].T, state[f"{layer.name}.bias"]]
+            keys = ("weight", "bias")
         elif isinstance(layer, keras.layers.BatchNormalization):
             keys = ("weight", "bias", "running_mean", "running_var")
-            values = [state[f"{layer.name}.{key}"] for key in keys]
         else:
             continue
+        missing = [f"{name}.{key}" for key in keys if f"{name}.{key}" not in state]
+        if missing:
+            raise ValueError(f"`state` has no {missing}: is it a state dict of this model?")
+        values = [np.asarray(state[f"{name}.{key}"]) for key in keys]
+        if isinstance(layer, keras.layers.Conv2D):
+            values[0] = np.transpose(values[0], (2, 3, 1, 0))
+        elif isinstance(layer, keras.layers.Dense):
+            values[0] = values[0].T
         for variable, value in zip(layer.weights, values):
             if tuple(variable.shape) != value.shape:
                 raise ValueError(
-                    f"`state`: {layer.name} needs shape {tuple(variable.shape)}, received "
-                    f"{value.shape}: is it a torchvision resnet18 state dict?"
+                    f"`state`: {name} needs shape {tuple(variable.shape)}, received "
+                    f"{value.shape}: is it a state dict of this model?"
                 )
         layer.set_weights(values)
 
