@@ -155,6 +155,8 @@ def claims(records: dict[str, dict]) -> list[str]:
             word = "holds" if holds else "does not hold here"
             in_paper = "holds" if expected else "does not"
             note = "" if holds == expected else f" (in the paper it {in_paper})"
+            if not holds and not expected:
+                note = " (as in the paper: its exception)"
             parts.append(f"{signed} {auc[signed]:.3f} vs {rival} {auc[rival]:.3f}: {word}{note}")
         lines.append(f"- {run}: " + "; ".join(parts))
     lines.append("")
