@@ -50,6 +50,11 @@ def _mean_std(values: list[float]) -> str:
     return f"{np.mean(values):.3f} ± {np.std(values, ddof=1):.3f}"
 
 
+def row_name(run: str, record: dict) -> str:
+    """The run's name, with its seed where it is not the paper's 42."""
+    return run if record["seed"] == 42 else f"{run}, seed {record['seed']}"
+
+
 def torch_name(run: str, record: dict) -> str:
     """The row name of a run trained with examples/train_torch.py."""
     return f"{run}, trained in PyTorch on {record.get('device', 'a GPU')}"
@@ -66,8 +71,9 @@ def paper_tables(records: dict[str, dict], seeds: dict[str, list[dict]],
     for run in RUNS:
         if run in records:
             record = records[run]
-            lines.append(f"| {run} | {record['epochs']} | {record['n_images']} | "
-                         f"{record['accuracy']:.4f} ({ACCURACY[run]:.4f}) |")
+            lines.append(f"| {row_name(run, record)} | {record['epochs']} | "
+                         f"{record['n_images']} | {record['accuracy']:.4f} "
+                         f"({ACCURACY[run]:.4f}) |")
         else:
             lines.append(f"| {run} | {missing[run]} | | ({ACCURACY[run]:.4f}) |")
         if run in seeds:
@@ -93,7 +99,7 @@ def paper_tables(records: dict[str, dict], seeds: dict[str, list[dict]],
                 cells = [f"{auc[p]:.3f} {ref}".strip() for p, ref in zip(pairs, paper)]
             else:
                 cells = [f"– {ref}".strip() for ref in paper]
-            name = run if run in records else f"{run} ({missing[run]})"
+            name = row_name(run, records[run]) if run in records else f"{run} ({missing[run]})"
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
             if run in seeds:
                 cells = [_mean_std([r["auc"][p] for r in seeds[run]]) for p in pairs]
