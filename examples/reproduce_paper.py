@@ -92,13 +92,17 @@ def trained_model(args: argparse.Namespace, out: str, train: tf.data.Dataset,
 def import_torch_run(args: argparse.Namespace, out: str,
                      input_shape: tuple[int, int, int]) -> None:
     """Write `out/model.keras` and `out/history.json` from a run of examples/train_torch.py."""
+    shards = sorted(glob.glob(os.path.join(args.torch_state, "state-*.npz")))
+    if not shards or not os.path.isfile(os.path.join(args.torch_state, "history.json")):
+        raise SystemExit(f"--torch-state must be a model folder of examples/train_torch.py "
+                         f"(history.json, state-*.npz), received {args.torch_state}")
     with open(os.path.join(args.torch_state, "history.json"), encoding="utf-8") as handle:
         record = json.load(handle)
     if record["epochs_done"] != args.epochs or record["recipe"]["seed"] != args.seed:
         raise SystemExit(f"--torch-state {args.torch_state} holds {record['epochs_done']} epochs "
                          f"with seed {record['recipe']['seed']}; pass --epochs and --seed to match")
     state = {}
-    for path in sorted(glob.glob(os.path.join(args.torch_state, "state-*.npz"))):
+    for path in shards:
         state.update(np.load(path))
     _, model_name, kind = RUNS[args.run]
     model = build(BUILD_NAMES[model_name, kind], input_shape, args.weights)

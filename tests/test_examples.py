@@ -86,6 +86,8 @@ def test_reproduce_paper_evaluates_a_run_of_train_torch(cifar_tree, tmp_path, rn
     out = tmp_path / "results" / "cifar10_cnn_torch"
     args = ["--run", "cifar10_cnn", "--data-dir", str(cifar_tree), "--out", str(out),
             "--torch-state", str(torch_dir)]
+    with pytest.raises(SystemExit, match="must be a model folder of examples/train_torch.py"):
+        reproduce_paper.main(args[:-1] + [str(tmp_path)])
     with pytest.raises(SystemExit, match="holds 7 epochs with seed 42"):
         reproduce_paper.main(args)  # --epochs defaults to 50
     reproduce_paper.main(args + ["--epochs", "7"])
