@@ -7,7 +7,7 @@
     python examples/reproduce_paper.py --run imagenette_resnet18 --data-dir ../shared/data \\
         --epochs 2 --eval-every 16
     # A model trained by examples/train_torch.py (PyTorch, e.g. on a GPU), evaluated here:
-    python examples/reproduce_paper.py --run cifar10_resnet18 --data-dir ../shared/data \
+    python examples/reproduce_paper.py --run cifar10_resnet18 --data-dir ../shared/data \\
         --torch-state runs/torch_cifar10/resnet18 --out results/cifar10_resnet18_torch
     # Pre-trained runs, on a connected machine (tfds download + ImageNet weights):
     python examples/reproduce_paper.py --run imagenette_convnext_pretrained
@@ -70,33 +70,39 @@ BUILD_NAMES = {  # run's model -> examples/train.py's model name
 }
 
 
+def run_model(args: argparse.Namespace, input_shape: tuple[int, int, int]) -> keras.Model:
+    """The run's untrained model."""
+    _, model_name, kind = RUNS[args.run]
+    return build(BUILD_NAMES[model_name, kind], input_shape, args.weights)
+
+
 def trained_model(args: argparse.Namespace, out: str, train: tf.data.Dataset,
                   test: tf.data.Dataset, input_shape: tuple[int, int, int]):
-    """The run's model and its training seconds: loaded when `out` holds this finished run."""
+    """The run's model and its `history.json` record: loaded when `out` holds this finished run."""
     model_path, history_path = os.path.join(out, "model.keras"), os.path.join(out, "history.json")
     if not args.retrain and os.path.isfile(model_path) and os.path.isfile(history_path):
         with open(history_path, encoding="utf-8") as handle:
             record = json.load(handle)
         if record["epochs_done"] == args.epochs and record["recipe"]["seed"] == args.seed:
             print(f"loading the finished run in {out} (--retrain to train again)")
-            return keras.saving.load_model(model_path), record.get("train_seconds")
-    _, model_name, kind = RUNS[args.run]
+            return keras.saving.load_model(model_path), record
     keras.utils.set_random_seed(args.seed)  # the initial weights depend on it
-    model = build(BUILD_NAMES[model_name, kind], input_shape, args.weights)
+    model = run_model(args, input_shape)
     training.fit_paper_recipe(model, train, args.epochs, test_ds=test, seed=args.seed,
                               out_dir=out, verbose=2)
     with open(history_path, encoding="utf-8") as handle:
-        return model, json.load(handle)["train_seconds"]
+        return model, json.load(handle)
 
 
 def import_torch_run(args: argparse.Namespace, out: str,
                      input_shape: tuple[int, int, int]) -> None:
     """Write `out/model.keras` and `out/history.json` from a run of examples/train_torch.py."""
     shards = sorted(glob.glob(os.path.join(args.torch_state, "state-*.npz")))
-    if not shards or not os.path.isfile(os.path.join(args.torch_state, "history.json")):
+    history_path = os.path.join(args.torch_state, "history.json")
+    if not shards or not os.path.isfile(history_path):
         raise SystemExit(f"--torch-state must be a model folder of examples/train_torch.py "
                          f"(history.json, state-*.npz), received {args.torch_state}")
-    with open(os.path.join(args.torch_state, "history.json"), encoding="utf-8") as handle:
+    with open(history_path, encoding="utf-8") as handle:
         record = json.load(handle)
     if record["epochs_done"] != args.epochs or record["recipe"]["seed"] != args.seed:
         raise SystemExit(f"--torch-state {args.torch_state} holds {record['epochs_done']} epochs "
@@ -104,18 +110,10 @@ def import_torch_run(args: argparse.Namespace, out: str,
     state = {}
     for path in shards:
         state.update(np.load(path))
-    _, model_name, kind = RUNS[args.run]
-    model = build(BUILD_NAMES[model_name, kind], input_shape, args.weights)
+    model = run_model(args, input_shape)
     models.load_torch_state(model, state)
     save_atomic(os.path.join(out, "model.keras"), model.save)
     write_atomic(os.path.join(out, "history.json"), json.dumps(record, indent=2).encode())
-
-
-def trained_with(out: str) -> dict:
-    """Framework and device of a run imported from examples/train_torch.py (else nothing)."""
-    with open(os.path.join(out, "history.json"), encoding="utf-8") as handle:
-        record = json.load(handle)
-    return {key: record[key] for key in ("framework", "device") if key in record}
 
 
 def every_kth(dataset: tf.data.Dataset, k: int, batch_size: int = 128) -> tf.data.Dataset:
@@ -192,7 +190,7 @@ def main(argv: list[str] | None = None) -> None:
     test = data.load(dataset, "test", **options)
     if args.torch_state is not None:
         import_torch_run(args, out, INPUT_SHAPES[dataset])
-    model, train_seconds = trained_model(args, out, train, test, INPUT_SHAPES[dataset])
+    model, history = trained_model(args, out, train, test, INPUT_SHAPES[dataset])
 
     evaluated = test if args.split == "test" else data.load(dataset, "train", **options)
     if args.eval_every > 1:
@@ -215,12 +213,12 @@ def main(argv: list[str] | None = None) -> None:
         "accuracy": float(result.accuracy[PAPER_PAIRS[0]][0]),
         "split": args.split,
         "eval_every": args.eval_every,
-        "train_seconds": train_seconds,
-        **trained_with(out),
+        "train_seconds": history.get("train_seconds"),
+        # Where examples/train_torch.py trained it (absent for runs trained here).
+        **{key: history[key] for key in ("framework", "device") if key in history},
         "eval_seconds": eval_seconds,
     }
-    write_atomic(os.path.join(out, f"results{suffix}.json"),
-                          json.dumps(record, indent=1).encode())
+    write_atomic(os.path.join(out, f"results{suffix}.json"), json.dumps(record, indent=1).encode())
     title = (f"{args.run}: {args.epochs} epochs, seed {args.seed}, {args.split} split, "
              f"{result.n_images} images, accuracy {record['accuracy']:.3f}")
     plotting.save_figure(curves_figure(result, args.run, title, args.split == "test"),

@@ -50,6 +50,20 @@ def _mean_std(values: list[float]) -> str:
     return f"{np.mean(values):.3f} ± {np.std(values, ddof=1):.3f}"
 
 
+def _accuracy_row(name: str, run: str, record: dict) -> str:
+    return (f"| {name} | {record['epochs']} | {record['n_images']} | "
+            f"{record['accuracy']:.4f} ({ACCURACY[run]:.4f}) |")
+
+
+def _with_paper(auc: dict, pairs: list[str], paper: list[str]) -> list[str]:
+    """AUC cells, each followed by the paper's value in brackets where it has one."""
+    return [f"{auc[p]:.3f} {ref}".strip() for p, ref in zip(pairs, paper)]
+
+
+def _row(name: str, cells: list[str]) -> str:
+    return f"| {name} | " + " | ".join(cells) + " |"
+
+
 def row_name(run: str, record: dict) -> str:
     """The run's name, with its seed where it is not the paper's 42."""
     return run if record["seed"] == 42 else f"{run}, seed {record['seed']}"
@@ -70,10 +84,7 @@ def paper_tables(records: dict[str, dict], seeds: dict[str, list[dict]],
              "| run | epochs | images | accuracy |", "| --- | --- | --- | --- |"]
     for run in RUNS:
         if run in records:
-            record = records[run]
-            lines.append(f"| {row_name(run, record)} | {record['epochs']} | "
-                         f"{record['n_images']} | {record['accuracy']:.4f} "
-                         f"({ACCURACY[run]:.4f}) |")
+            lines.append(_accuracy_row(row_name(run, records[run]), run, records[run]))
         else:
             lines.append(f"| {run} | {missing[run]} | | ({ACCURACY[run]:.4f}) |")
         if run in seeds:
@@ -82,10 +93,8 @@ def paper_tables(records: dict[str, dict], seeds: dict[str, list[dict]],
                          f"{group[0]['epochs']} | {group[0]['n_images']} | "
                          f"{_mean_std([r['accuracy'] for r in group])} |")
         if run in torch_records:
-            record = torch_records[run]
-            lines.append(f"| {torch_name(run, record)} | {record['epochs']} | "
-                         f"{record['n_images']} | {record['accuracy']:.4f} "
-                         f"({ACCURACY[run]:.4f}) |")
+            lines.append(_accuracy_row(torch_name(run, torch_records[run]), run,
+                                       torch_records[run]))
     for number, fill in ((2, "black"), (3, "white")):
         pairs = [p for p in PAIRS if p.endswith(fill)] + [f"random/{fill}"]
         lines += ["", f"Table {number}: AUC of {fill} deletion, lower is better (the paper's in "
@@ -95,20 +104,16 @@ def paper_tables(records: dict[str, dict], seeds: dict[str, list[dict]],
         for run in RUNS:
             paper = [f"({AUC[run][p]:.2f})" if p in AUC[run] else "" for p in pairs]
             if run in records:
-                auc = records[run]["auc"]
-                cells = [f"{auc[p]:.3f} {ref}".strip() for p, ref in zip(pairs, paper)]
+                cells = _with_paper(records[run]["auc"], pairs, paper)
+                lines.append(_row(row_name(run, records[run]), cells))
             else:
-                cells = [f"– {ref}".strip() for ref in paper]
-            name = row_name(run, records[run]) if run in records else f"{run} ({missing[run]})"
-            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+                lines.append(_row(f"{run} ({missing[run]})", [f"– {ref}".strip() for ref in paper]))
             if run in seeds:
                 cells = [_mean_std([r["auc"][p] for r in seeds[run]]) for p in pairs]
-                lines.append(f"| {run}, {len(seeds[run])} seeds | " + " | ".join(cells) + " |")
+                lines.append(_row(f"{run}, {len(seeds[run])} seeds", cells))
             if run in torch_records:
-                auc = torch_records[run]["auc"]
-                cells = [f"{auc[p]:.3f} {ref}".strip() for p, ref in zip(pairs, paper)]
-                lines.append(f"| {torch_name(run, torch_records[run])} | " + " | ".join(cells)
-                             + " |")
+                cells = _with_paper(torch_records[run]["auc"], pairs, paper)
+                lines.append(_row(torch_name(run, torch_records[run]), cells))
     return lines
 
 
@@ -159,10 +164,11 @@ def claims(records: dict[str, dict]) -> list[str]:
             holds = auc[signed] <= auc[rival]
             expected = (record["run"], signed) not in PAPER_EXCEPTIONS
             word = "holds" if holds else "does not hold here"
-            in_paper = "holds" if expected else "does not"
-            note = "" if holds == expected else f" (in the paper it {in_paper})"
-            if not holds and not expected:
-                note = " (as in the paper: its exception)"
+            if expected:
+                note = "" if holds else " (in the paper it holds)"
+            else:
+                note = (" (in the paper it does not)" if holds
+                        else " (as in the paper: its exception)")
             parts.append(f"{signed} {auc[signed]:.3f} vs {rival} {auc[rival]:.3f}: {word}{note}")
         lines.append(f"- {run}: " + "; ".join(parts))
     lines.append("")
@@ -205,8 +211,8 @@ def main(argv: list[str] | None = None) -> None:
                if os.path.isfile(os.path.join(args.results, run, "history.json"))
                else "not run here" for run in RUNS if run not in records}
     lines = paper_tables(records, seeds, torch_records, missing)
-    differences = curve_differences(
-        {**records, **{torch_name(run, r): r for run, r in torch_records.items()}})
+    torch_named = {torch_name(run, r): r for run, r in torch_records.items()}
+    differences = curve_differences({**records, **torch_named})
     if differences:
         lines += ["", "Allegiance curves against the paper's digitized Figs. 3/4: mean / largest "
                   "absolute difference over the 13 fractions.", ""] + differences
@@ -214,7 +220,7 @@ def main(argv: list[str] | None = None) -> None:
         lines += ["", "Train split (the paper's Appendix B reports no numbers):", ""]
         lines += train_split_table(train_records)
     checked = dict(records)
-    checked.update({torch_name(run, r): r for run, r in torch_records.items()})
+    checked.update(torch_named)
     for run, group in seeds.items():
         checked.update({f"{run}, seed {r['seed']} ({r['epochs']} epochs)": r for r in group})
     checked.update({f"{run}, train split": r for run, r in train_records.items()})
