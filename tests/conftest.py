@@ -7,7 +7,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from PIL import Image  # noqa: E402
 
+CIFAR10_CLASSES = [
+    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+]
 SHARED_DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
 
 
@@ -40,6 +44,29 @@ class SubclassedNet(keras.Model):
 
     def call(self, inputs, training=False):
         return self.head(self.pool(self.conv(inputs)))
+
+
+def write_image_tree(root, split, size, rng, per_class=2, gray=(), fmt="png"):
+    """Write `<root>/<split>/<class>/<i>.<fmt>` images; return {path: uint8 RGB array} in order.
+
+    Class folders are created in reverse order so that only sorting gives label order.
+    `gray` lists (class index, i) pairs written as single-channel files.
+    """
+    expected = {}
+    for label in reversed(range(10)):
+        folder = os.path.join(root, split, CIFAR10_CLASSES[label])
+        os.makedirs(folder, exist_ok=True)
+        for i in reversed(range(per_class)):
+            path = os.path.join(folder, f"{i:04d}.{fmt}")
+            if (label, i) in gray:
+                pixels = rng.integers(0, 256, size, dtype=np.uint8)
+                Image.fromarray(pixels, mode="L").save(path)
+                rgb = np.repeat(pixels[..., None], 3, axis=-1)
+            else:
+                rgb = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
+                Image.fromarray(rgb, mode="RGB").save(path)
+            expected[path] = (label, rgb)
+    return dict(sorted(expected.items()))  # sorted paths == sorted class, then file order
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import small_conv_net
 
+from conftest import small_conv_net
 from tf_signsal import METHODS, SignedSaliency, datasets
 from tf_signsal.cli import CommandError, main
 from tf_signsal.deletion import PAPER_PAIRS, AllegianceEvaluator, pair_name

@@ -8,33 +8,9 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from tests.conftest import SHARED_DATA
+from conftest import CIFAR10_CLASSES as CLASSES
+from conftest import SHARED_DATA, write_image_tree
 from tf_signsal import data
-
-CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-
-
-def _write_tree(root, split, size, rng, per_class=2, gray=(), fmt="png"):
-    """Write `<root>/<split>/<class>/<i>.<fmt>` images; return {path: uint8 RGB array} in order.
-
-    Class folders are created in reverse order so that only sorting gives label order.
-    `gray` lists (class index, i) pairs written as single-channel files.
-    """
-    expected = {}
-    for label in reversed(range(10)):
-        folder = os.path.join(root, split, CLASSES[label])
-        os.makedirs(folder, exist_ok=True)
-        for i in reversed(range(per_class)):
-            path = os.path.join(folder, f"{i:04d}.{fmt}")
-            if (label, i) in gray:
-                pixels = rng.integers(0, 256, size, dtype=np.uint8)
-                Image.fromarray(pixels, mode="L").save(path)
-                rgb = np.repeat(pixels[..., None], 3, axis=-1)
-            else:
-                rgb = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
-                Image.fromarray(rgb, mode="RGB").save(path)
-            expected[path] = (label, rgb)
-    return dict(sorted(expected.items()))  # sorted paths == sorted class, then file order
 
 
 def _collect(ds):
@@ -45,7 +21,7 @@ def _collect(ds):
 @pytest.fixture
 def tree(tmp_path, rng):
     root = tmp_path / "cifar10"
-    expected = _write_tree(str(root), "test", (32, 32), rng, gray={(3, 1)})
+    expected = write_image_tree(str(root), "test", (32, 32), rng, gray={(3, 1)})
     return root, expected
 
 
@@ -84,7 +60,7 @@ def test_drop_grayscale_drops_exactly_single_channel_files(tree):
 
 
 def test_drop_grayscale_reads_jpeg_headers(tmp_path, rng):
-    expected = _write_tree(str(tmp_path), "train", (224, 224), rng, per_class=1,
+    expected = write_image_tree(str(tmp_path), "train", (224, 224), rng, per_class=1,
                            gray={(0, 0), (9, 0)}, fmt="JPEG")
     images, labels = _collect(
         data.load("imagenette", "train", data_dir=tmp_path, drop_grayscale=True, batch_size=3)
@@ -117,7 +93,7 @@ def test_resize_and_shuffle(tree):
 
 
 def test_imagenette_val_and_test_are_the_same_split(tmp_path, rng):
-    _write_tree(str(tmp_path / "imagenette"), "val", (20, 24), rng, per_class=1)
+    write_image_tree(str(tmp_path / "imagenette"), "val", (20, 24), rng, per_class=1)
     val = _collect(data.load("imagenette", "val", data_dir=tmp_path))
     test = _collect(data.load("imagenette", "test", data_dir=tmp_path / "imagenette"))
     np.testing.assert_array_equal(val[0], test[0])

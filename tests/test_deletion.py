@@ -7,9 +7,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+
 from conftest import small_conv_net
 from reference_deletion import reference_allegiance, reference_mask
-
 from tf_signsal.deletion import (
     ALL_PAIRS,
     PAPER_FRACTIONS,

@@ -14,8 +14,8 @@ import textwrap
 
 import numpy as np
 import pytest
-from conftest import small_conv_net
 
+from conftest import small_conv_net
 from tf_signsal.deletion import ALL_PAIRS, AllegianceEvaluator
 
 TESTS = os.path.dirname(os.path.abspath(__file__))

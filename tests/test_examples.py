@@ -8,8 +8,8 @@ import keras
 import numpy as np
 import pytest
 
-from tests.reference import torch_state_of
-from tests.test_data import _write_tree
+from conftest import write_image_tree
+from reference import torch_state_of
 from tf_signsal import models
 from tf_signsal.deletion import trapezoid_auc
 
@@ -22,8 +22,8 @@ import results_table  # noqa: E402
 @pytest.fixture
 def cifar_tree(tmp_path, rng):
     root = tmp_path / "data" / "cifar10"
-    _write_tree(str(root), "train", (32, 32), rng, per_class=3, fmt="jpg")
-    _write_tree(str(root), "test", (32, 32), rng, per_class=2, fmt="jpg")
+    write_image_tree(str(root), "train", (32, 32), rng, per_class=3, fmt="jpg")
+    write_image_tree(str(root), "test", (32, 32), rng, per_class=2, fmt="jpg")
     return tmp_path / "data"
 
 

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import small_conv_net
-from reference import reference_class_gradients
 
 import tf_signsal
+from conftest import small_conv_net
+from reference import reference_class_gradients
 from tf_signsal.gradients import GradientEngine
 
 

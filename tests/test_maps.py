@@ -4,12 +4,12 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import small_conv_net
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from reference import reference_class_gradients, reference_maps
 
 import tf_signsal
+from conftest import small_conv_net
+from reference import reference_class_gradients, reference_maps
 from tf_signsal import METHODS, SignedSaliency
 
 

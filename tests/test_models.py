@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from tests.reference import torch_state_of
+from reference import torch_state_of
 from tf_signsal import models
 
 

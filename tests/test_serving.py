@@ -10,8 +10,8 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import small_conv_net
 
+from conftest import small_conv_net
 from tf_signsal import METHODS, SignedSaliency
 from tf_signsal.serving import export
 

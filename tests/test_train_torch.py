@@ -26,7 +26,7 @@ sys.path.insert(0, EXAMPLES)
 
 import reproduce_paper  # noqa: E402
 
-from tests.test_data import _write_tree  # noqa: E402
+from conftest import write_image_tree  # noqa: E402
 
 CHILD = """
 import json, sys
@@ -65,8 +65,8 @@ def test_torch_module_and_keras_model_give_the_same_logits(name, build, tmp_path
 def test_train_torch_run_is_evaluated_by_reproduce_paper(tmp_path, rng):
     """Two epochs on a tiny image tree; PyTorch's last test accuracy is the one measured here."""
     data_dir = tmp_path / "data"
-    _write_tree(str(data_dir / "cifar10"), "train", (32, 32), rng, per_class=3, fmt="png")
-    _write_tree(str(data_dir / "cifar10"), "test", (32, 32), rng, per_class=2, fmt="png")
+    write_image_tree(str(data_dir / "cifar10"), "train", (32, 32), rng, per_class=3, fmt="png")
+    write_image_tree(str(data_dir / "cifar10"), "test", (32, 32), rng, per_class=2, fmt="png")
     subprocess.run([sys.executable, os.path.join(EXAMPLES, "train_torch.py"), "--dataset",
                     "cifar10", "--models", "paper_cnn", "--data-dir", str(data_dir), "--out",
                     str(tmp_path / "torch"), "--epochs", "2"], check=True, capture_output=True)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.conftest import small_conv_net
+from conftest import small_conv_net
 from tf_signsal import training
 
 

@@ -1,13 +1,123 @@
-"""Input checks shared by every stage: each error names the argument, what was
-received and what is expected."""
+"""The one checking vocabulary of the package: every argument check lives here.
+
+Each check names the argument, what was received and what is expected. A value of
+the wrong type raises TypeError; a value of the right type but outside what is
+allowed raises ValueError, the same way in every module.
+"""
 
 from __future__ import annotations
 
+import math
 import numbers
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
+
+FILLS: tuple[str, ...] = ("black", "white")
+
+
+# ----------------------------------------------------------------------------- numbers
+
+
+def integer(name: str, value: Any, minimum: int | None = None) -> int:
+    """`value` as an int: TypeError unless it is an integer (not a bool), ValueError below
+    `minimum`."""
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+        raise TypeError(f"`{name}` must be an integer, received {value!r}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"`{name}` must be an integer >= {minimum}, received {value!r}")
+    return int(value)
+
+
+def positive_int(name: str, value: Any) -> int:
+    """`value` as an int >= 1 (see `integer`)."""
+    return integer(name, value, minimum=1)
+
+
+def non_negative_int(name: str, value: Any) -> int:
+    """`value` as an int >= 0 (see `integer`)."""
+    return integer(name, value, minimum=0)
+
+
+def is_real(value: Any) -> bool:
+    """Whether `value` is a real number (bools are not)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def value_range(value: Any, name: str = "value_range") -> tuple[float, float]:
+    """A finite pair (low, high) with low < high."""
+    try:
+        low, high = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"`{name}` must be a pair (low, high) of numbers, received {value!r}"
+        ) from None
+    if not (math.isfinite(low) and math.isfinite(high)) or low >= high:
+        raise ValueError(f"`{name}` must be finite with low < high, received ({low}, {high})")
+    return low, high
+
+
+def fractions(values: Any, name: str = "fractions") -> tuple[float, ...]:
+    """A non-empty, strictly increasing sequence of numbers in [0, 1)."""
+    if isinstance(values, str) or not isinstance(values, (Sequence, np.ndarray)):
+        raise TypeError(f"`{name}` must be a sequence of numbers in [0, 1), received {values!r}")
+    if not all(is_real(p) or isinstance(p, np.floating) for p in values):
+        raise TypeError(f"`{name}` must be a sequence of numbers in [0, 1), received {values!r}")
+    checked = tuple(float(p) for p in values)
+    if not checked:
+        raise ValueError(f"`{name}` must hold at least one fraction, received an empty sequence")
+    bad = [p for p in checked if not (0.0 <= p < 1.0)]
+    if bad:
+        raise ValueError(f"`{name}` must lie in [0, 1), received {list(checked)} (bad: {bad})")
+    if any(b <= a for a, b in zip(checked, checked[1:])):
+        raise ValueError(f"`{name}` must be strictly increasing, received {list(checked)}")
+    return checked
+
+
+def fill(value: Any) -> str | float | tuple[float, ...]:
+    """A deletion fill: one of `FILLS`, a finite number, or one finite number per channel."""
+    valid = f"one of {list(FILLS)}, a number, or one number per channel"
+    if isinstance(value, str):
+        if value not in FILLS:
+            raise ValueError(f"unknown fill {value!r}: a fill must be {valid}")
+        return value
+    if is_real(value):
+        if not math.isfinite(value):
+            raise ValueError(f"invalid fill {value!r}: a fill must be finite")
+        return float(value)
+    if isinstance(value, (tuple, list, np.ndarray)) and len(value) > 0:
+        numbers_ = np.asarray(value).tolist()
+        if all(is_real(v) for v in numbers_):
+            if not all(math.isfinite(v) for v in numbers_):
+                raise ValueError(f"invalid fill {value!r}: every value must be finite")
+            return tuple(float(v) for v in numbers_)
+    raise TypeError(f"invalid fill {value!r}: a fill must be {valid}")
+
+
+# ----------------------------------------------------------------------------- choices
+
+
+def check_choices(name: str, values: Any, valid: tuple[str, ...]) -> tuple[str, ...]:
+    """Return `values` (a name or a sequence of names) as a tuple of names from `valid`."""
+    if isinstance(values, str):
+        values = (values,)
+    try:
+        values = tuple(values)
+    except TypeError:
+        raise TypeError(
+            f"`{name}` must be a selection of {list(valid)}, received {values!r}"
+        ) from None
+    unknown = [v for v in values if v not in valid]
+    if unknown or not values:
+        raise ValueError(
+            f"`{name}` must be a non-empty selection of {list(valid)}, received {list(values)}"
+        )
+    return values
+
+
+# ----------------------------------------------------------------------------- images
 
 
 def as_image_batch(images: Any, name: str = "images") -> tf.Tensor:
@@ -39,14 +149,51 @@ def as_image_batch(images: Any, name: str = "images") -> tf.Tensor:
     return images
 
 
-def check_model_input(model: Any, images: tf.Tensor, name: str = "images") -> None:
-    """Raise if the model declares an input shape that `images` does not match."""
+def image_shape(value: Any, name: str = "image_shape") -> tuple[int | None, int | None, int]:
+    """(height, width, channels): positive integers, height and width may be None."""
+    shape = tuple(value) if isinstance(value, (tuple, list)) else None
+    if shape is None or len(shape) != 3:
+        raise ValueError(
+            f"`{name}` must be (height, width, channels), received {value!r}"
+        )
+    valid = all(
+        (d is None and axis < 2) or (isinstance(d, int) and not isinstance(d, bool) and d > 0)
+        for axis, d in enumerate(shape)
+    )
+    if not valid:
+        raise ValueError(
+            f"`{name}` must be (height, width, channels) with positive integers "
+            f"(height and width may be None), received {value!r}"
+        )
+    return shape
+
+
+def model_image_shape(model: Any) -> tuple[int | None, ...] | None:
+    """The (H, W, channels) of a model's one image input, or None when it declares none.
+
+    A subclassed model that has not been built declares no input; it is checked when
+    called. A model with several inputs, or an input that is not (batch, H, W, ch), is
+    an error.
+    """
     inputs = getattr(model, "inputs", None)
     if not inputs:
-        return  # a subclassed model declares nothing; it will complain itself
+        return None
     if len(inputs) != 1:
         raise ValueError(f"`model` must take a single image input, it takes {len(inputs)} inputs")
-    expected = tuple(inputs[0].shape)[1:]
+    shape = tuple(inputs[0].shape)[1:]
+    if len(shape) != 3:
+        raise ValueError(
+            "`model` must take images of shape (batch, height, width, channels), its input "
+            f"has shape {tuple(inputs[0].shape)}"
+        )
+    return shape
+
+
+def check_model_input(model: Any, images: tf.Tensor, name: str = "images") -> None:
+    """Raise if the model declares an input shape that `images` does not match."""
+    expected = model_image_shape(model)
+    if expected is None:
+        return
     received = tuple(images.shape)[1:]
     if len(expected) != len(received) or any(
         e is not None and e != r for e, r in zip(expected, received)
@@ -54,41 +201,49 @@ def check_model_input(model: Any, images: tf.Tensor, name: str = "images") -> No
         raise ValueError(f"`{name}` has per-image shape {received}, but the model takes {expected}")
 
 
-def as_targets(targets: Any, batch_size: int, num_classes: int | None = None) -> np.ndarray:
-    """Return `targets` as an int32 vector of length `batch_size`."""
-    array = np.asarray(targets)
-    if array.dtype.kind not in "iu":
-        raise TypeError(f"`targets` must hold integer class indices, received dtype {array.dtype}")
-    array = array.reshape(-1) if array.ndim == 0 else array
-    if array.shape != (batch_size,):
+# ----------------------------------------------------------------------------- classes
+
+
+def class_indices(
+    name: str, values: Any, size: int, num_classes: int | None = None, one_hot: bool = False
+) -> np.ndarray:
+    """Return one class index per image as an int32 vector of length `size`.
+
+    Accepts integer indices of shape (size,) or (size, 1) (as `keras.datasets` gives
+    labels) and floats that are whole numbers. With `one_hot`, rows (size, C), C > 1, are
+    one-hot (or probability) rows and give their argmax. Indices must lie in
+    [0, num_classes) when `num_classes` is given, and be non-negative otherwise.
+    """
+    array = np.asarray(values)
+    if array.dtype.kind not in "iuf" or array.dtype == np.bool_:
+        raise TypeError(f"`{name}` must hold integer class indices, received dtype {array.dtype}")
+    if array.ndim == 0:
+        array = array.reshape(1)
+    if array.ndim == 2 and array.shape[1] == 1:
+        array = array[:, 0]
+    elif one_hot and array.ndim == 2 and array.shape[0] == size:
+        if num_classes is not None and array.shape[1] != num_classes:
+            raise ValueError(
+                f"`{name}` holds one-hot rows of {array.shape[1]} classes, but the model has "
+                f"{num_classes} classes"
+            )
+        array = array.argmax(axis=1)
+    if array.shape != (size,):
+        expected = f"({size},)" + (f" or one-hot rows ({size}, classes)" if one_hot else "")
         raise ValueError(
-            f"`targets` must have one class index per image, shape ({batch_size},), "
+            f"`{name}` must hold one class index per image, shape {expected}, "
             f"received shape {array.shape}"
         )
+    if array.dtype.kind == "f":
+        if not np.all(np.isfinite(array)) or np.any(array != np.round(array)):
+            raise ValueError(
+                f"`{name}` must hold whole class indices, received non-integer values "
+                f"such as {array[~np.isfinite(array) | (array != np.round(array))][0]!r}"
+            )
     if array.size and (array.min() < 0 or (num_classes is not None and array.max() >= num_classes)):
         bound = f"[0, {num_classes})" if num_classes is not None else "non-negative"
         raise ValueError(
-            f"`targets` must be class indices in {bound}, received values from "
+            f"`{name}` must be class indices in {bound}, received values from "
             f"{array.min()} to {array.max()}"
         )
     return array.astype(np.int32)
-
-
-def check_choices(name: str, values: Any, valid: tuple[str, ...]) -> tuple[str, ...]:
-    """Return `values` as a tuple, raising on any name outside `valid`."""
-    if isinstance(values, str):
-        values = (values,)
-    values = tuple(values)
-    unknown = [v for v in values if v not in valid]
-    if unknown or not values:
-        raise ValueError(
-            f"`{name}` must be a non-empty selection of {list(valid)}, received {list(values)}"
-        )
-    return values
-
-
-def positive_int(name: str, value: Any) -> int:
-    """`value` as an int, or a ValueError naming `name` unless it is an integer >= 1."""
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"`{name}` must be a positive integer, received {value!r}")
-    return int(value)

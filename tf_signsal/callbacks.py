@@ -127,7 +127,7 @@ class SaliencyMapsCallback(keras.callbacks.Callback):
             raise ValueError("`images` must hold at least one probe image, received an empty batch")
         self.log_dir = os.fspath(log_dir)
         self.methods = _checks.check_choices("methods", methods, METHODS)
-        self.targets = None if targets is None else _checks.as_targets(targets, batch)
+        self.targets = None if targets is None else _checks.class_indices("targets", targets, batch)
         self.every_n_epochs = _check_every_n_epochs(every_n_epochs)
         self.formats = _checks.check_choices("formats", formats, FORMATS)
         self.class_names = None if class_names is None else [str(n) for n in class_names]

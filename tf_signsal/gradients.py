@@ -139,7 +139,7 @@ def class_gradients(model: Any, images: Any, classes: Sequence[int] | None = Non
         classes = np.arange(engine.num_classes(images), dtype=np.int32)
     else:
         classes = np.asarray(classes).reshape(-1)
-        _checks.as_targets(classes, len(classes), engine.num_classes(images))
+        _checks.class_indices("classes", classes, len(classes), engine.num_classes(images))
     return engine.jacobian(images, tf.constant(classes, tf.int32))
 
 

@@ -140,7 +140,7 @@ class SignedSaliency:
             num_classes = self._engine.num_classes(tf.zeros((1, *images.shape[1:])))
             return {m: empty for m in methods}, tf.zeros((0, num_classes), tf.float32)
         if targets is not None:
-            targets = _checks.as_targets(targets, images.shape[0], self._engine.num_classes(images))
+            targets = _checks.class_indices("targets", targets, images.shape[0], self._engine.num_classes(images))
         stats = self._engine(
             images, targets, with_rivals=bool(_NEEDS_RIVALS.intersection(methods))
         )
