@@ -59,7 +59,7 @@ from tf_signsal import (  # noqa: E402
     training,
 )
 from tf_signsal._io import save_atomic, write_atomic  # noqa: E402
-from tf_signsal.deletion import AllegianceResult  # noqa: E402
+from tf_signsal.evaluation import AllegianceResult  # noqa: E402
 
 RANDOM_PAIRS = (("random", "black"), ("random", "white"))
 BUILD_NAMES = {  # run's model -> examples/train.py's model name

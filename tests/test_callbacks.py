@@ -12,7 +12,7 @@ import tensorflow as tf
 from matplotlib.image import imread
 
 from tf_signsal import callbacks, plotting
-from tf_signsal.deletion import PAPER_PAIRS, AllegianceEvaluator, AllegianceResult
+from tf_signsal.evaluation import PAPER_PAIRS, AllegianceEvaluator, AllegianceResult
 from tf_signsal.maps import METHODS, SignedSaliency
 
 NUM_CLASSES = 3

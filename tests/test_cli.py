@@ -13,7 +13,7 @@ import tensorflow as tf
 from conftest import small_conv_net
 from tf_signsal import METHODS, SignedSaliency, datasets
 from tf_signsal.cli import CommandError, main
-from tf_signsal.deletion import PAPER_PAIRS, AllegianceEvaluator, pair_name
+from tf_signsal.evaluation import PAPER_PAIRS, AllegianceEvaluator, pair_name
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

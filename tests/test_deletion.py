@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from conftest import small_conv_net
 from reference_deletion import reference_allegiance, reference_mask
-from tf_signsal.deletion import (
+from tf_signsal.evaluation import (
     ALL_PAIRS,
     PAPER_FRACTIONS,
     PAPER_PAIRS,

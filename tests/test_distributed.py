@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from conftest import small_conv_net
-from tf_signsal.deletion import ALL_PAIRS, AllegianceEvaluator
+from tf_signsal.evaluation import ALL_PAIRS, AllegianceEvaluator
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TESTS)
@@ -31,7 +31,7 @@ SETUP = textwrap.dedent(f"""
     import numpy as np
     import tensorflow as tf
     from conftest import small_conv_net
-    from tf_signsal.deletion import ALL_PAIRS, AllegianceEvaluator
+    from tf_signsal.evaluation import ALL_PAIRS, AllegianceEvaluator
 
     def evaluator():
         return AllegianceEvaluator(small_conv_net(), pairs=ALL_PAIRS + (("random", "black"),),

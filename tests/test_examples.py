@@ -11,7 +11,7 @@ import pytest
 from conftest import write_image_tree
 from reference import torch_state_of
 from tf_signsal import models
-from tf_signsal.deletion import trapezoid_auc
+from tf_signsal.evaluation import trapezoid_auc
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "examples"))
 

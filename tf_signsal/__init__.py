@@ -9,7 +9,7 @@ Pipeline: images -> `class_gradients` / `GradientEngine` -> `SignedSaliency`
 (five maps) -> `AllegianceEvaluator` (deletion) -> `AllegianceResult`.
 """
 
-from tf_signsal.deletion import (
+from tf_signsal.evaluation import (
     ALL_PAIRS,
     FILLS,
     PAPER_FRACTIONS,

@@ -247,3 +247,31 @@ def class_indices(
             f"{array.min()} to {array.max()}"
         )
     return array.astype(np.int32)
+
+
+def pairs(
+    value: Any, methods: tuple[str, ...] | None = None
+) -> tuple[tuple[str, str | float | tuple[float, ...]], ...]:
+    """Non-repeating (method, fill) pairs; methods from `methods`, or any name when None."""
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise TypeError(
+            "`pairs` must be a sequence of (method, fill) pairs, e.g. PAPER_PAIRS, "
+            f"received {value!r}"
+        )
+    if not value:
+        raise ValueError("`pairs` must hold at least one (method, fill) pair, received none")
+    checked = []
+    for pair in value:
+        if isinstance(pair, str) or not isinstance(pair, Sequence) or len(pair) != 2:
+            raise TypeError(f"each of `pairs` must be a (method, fill) pair, received {pair!r}")
+        method, fill_value = pair
+        if not isinstance(method, str) or not method:
+            raise TypeError(f"the method of a pair must be a name, received {method!r} in {pair!r}")
+        if methods is not None and method not in methods:
+            raise ValueError(
+                f"unknown method {method!r} in `pairs`: valid methods are {list(methods)}"
+            )
+        checked.append((method, fill(fill_value)))
+    if len(set(checked)) != len(checked):
+        raise ValueError(f"`pairs` must not repeat a pair, received {checked}")
+    return tuple(checked)

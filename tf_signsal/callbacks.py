@@ -25,7 +25,7 @@ import tensorflow as tf
 
 from tf_signsal import _checks, plotting
 from tf_signsal._io import write_atomic
-from tf_signsal.deletion import (
+from tf_signsal.evaluation import (
     PAPER_FRACTIONS,
     PAPER_PAIRS,
     AllegianceEvaluator,

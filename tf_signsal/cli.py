@@ -24,7 +24,7 @@ from matplotlib.figure import Figure
 
 from tf_signsal import datasets, plotting
 from tf_signsal._io import write_atomic
-from tf_signsal.deletion import ALL_PAIRS, PAPER_PAIRS, AllegianceEvaluator, pair_name
+from tf_signsal.evaluation import ALL_PAIRS, PAPER_PAIRS, AllegianceEvaluator, pair_name
 from tf_signsal.maps import METHODS, SignedSaliency
 from tf_signsal.report import HtmlReport
 

@@ -117,8 +117,10 @@ def _column_gradient(
 def class_gradients(model: Any, images: Any, classes: Sequence[int] | None = None) -> tf.Tensor:
     """Input gradients of the logits of every class (or of `classes`).
 
-    Computed with `tf.GradientTape.batch_jacobian` inside a `tf.function`
-    traced once per image shape (the batch size may change freely).
+    Computed with `tf.GradientTape.batch_jacobian` inside a `tf.function`.
+    This function traces it anew on each call; for repeated calls keep a
+    `SignedSaliency(model)` and call its `class_gradients`, which traces once
+    per image shape (the batch size may change freely).
 
     Args:
         model: a Keras classifier returning logits (B, C); a softmax last layer
@@ -132,15 +134,7 @@ def class_gradients(model: Any, images: Any, classes: Sequence[int] | None = Non
     Example:
         >>> jac = tf_signsal.class_gradients(model, images)   # (B, 10, 32, 32, 3)
     """
-    images = _checks.as_image_batch(images)
-    _checks.check_model_input(model, images)
-    engine = _engine_for(model)
-    if classes is None:
-        classes = np.arange(engine.num_classes(images), dtype=np.int32)
-    else:
-        classes = np.asarray(classes).reshape(-1)
-        _checks.class_indices("classes", classes, len(classes), engine.num_classes(images))
-    return engine.jacobian(images, tf.constant(classes, tf.int32))
+    return GradientEngine(model).class_gradients(images, classes)
 
 
 class GradientStats(NamedTuple):
@@ -191,9 +185,27 @@ class GradientEngine:
         self.classes_per_chunk = _checks.positive_int("classes_per_chunk", classes_per_chunk)
         self.rivals = None if rivals is None else _checks.positive_int("rivals", rivals)
         self.jacobian_mode = _default_jacobian_mode() if jacobian == "auto" else jacobian
-        self._logits = logits_function(model)
+        self._logits_of_model = logits_function(model)
         self._functions: dict[tuple, Any] = {}
         self._num_classes: dict[tuple, int] = {}
+
+    def logits(self, images: tf.Tensor) -> tf.Tensor:
+        """The model's float32 logits (B, C), in inference mode; traceable."""
+        return _checked_logits(self._logits_of_model(images))
+
+    def class_gradients(self, images: Any, classes: Sequence[int] | None = None) -> tf.Tensor:
+        """Checked entry point of `jacobian`: see the module function `class_gradients`."""
+        images = _checks.as_image_batch(images)
+        _checks.check_model_input(self.model, images)
+        num_classes = self.num_classes(images)
+        if classes is None:
+            classes = np.arange(num_classes, dtype=np.int32)
+        else:
+            classes = np.asarray(classes).reshape(-1)
+            classes = _checks.class_indices("classes", classes, len(classes), num_classes)
+        if images.shape[0] == 0:  # nothing to differentiate: no trace needed
+            return tf.zeros((0, len(classes), *images.shape[1:]), tf.float32)
+        return self.jacobian(images, tf.constant(classes, tf.int32))
 
     def num_classes(self, images: tf.Tensor) -> int:
         """The number of classes for images of this shape, checking the model once."""
@@ -205,7 +217,7 @@ class GradientEngine:
             probe = tf.zeros((1, *shape), tf.float32)
             with tf.GradientTape() as tape:
                 tape.watch(probe)
-                logits = _checked_logits(self._logits(probe))
+                logits = self.logits(probe)
             if tape.gradient(logits, probe) is None:
                 raise _no_gradient_error()
             self._num_classes[shape] = int(logits.shape[-1])
@@ -225,7 +237,7 @@ class GradientEngine:
         def compute(images, classes):
             with tf.GradientTape() as tape:
                 tape.watch(images)
-                logits = _checked_logits(self._logits(images))
+                logits = self.logits(images)
                 chunk_logits = tf.gather(logits, classes, axis=1)
             return _batch_jacobian(tape, chunk_logits, images)
 
@@ -262,7 +274,7 @@ class GradientEngine:
     def _target_only(self, images, targets):
         with tf.GradientTape() as tape:
             tape.watch(images)
-            logits = _checked_logits(self._logits(images))
+            logits = self.logits(images)
         targets = self._resolve_targets(logits, targets)
         gradient = tape.gradient(
             logits, images, output_gradients=tf.one_hot(targets, logits.shape[-1])
@@ -282,7 +294,7 @@ class GradientEngine:
         loop = self.jacobian_mode == "loop"
         with tf.GradientTape(persistent=loop) as tape:
             tape.watch(images)
-            logits = _checked_logits(self._logits(images))
+            logits = self.logits(images)
             chunk_logits = tf.gather(logits, classes, axis=1, batch_dims=1)
         targets = self._resolve_targets(logits, targets)
         is_target = tf.equal(class_ids, targets[:, None])
@@ -304,7 +316,7 @@ class GradientEngine:
         if self.rivals is None or self.rivals >= num_classes - 1:
             return tf.tile(tf.range(num_classes)[None, :], [batch, 1]), None, targets
         # Each image's target and its k highest-scoring other classes (one extra forward pass).
-        logits = _checked_logits(self._logits(images))
+        logits = self.logits(images)
         targets = self._resolve_targets(logits, targets)
         others = tf.where(tf.one_hot(targets, num_classes) > 0, -np.inf, logits)
         rivals = tf.math.top_k(others, k=self.rivals).indices
@@ -369,14 +381,3 @@ def _fold_column(
         tf.maximum(rival_max, gradient - offset),
         tf.minimum(rival_min, gradient + offset),
     )
-
-
-_LAST_ENGINE: list = []
-
-
-def _engine_for(model: Any) -> GradientEngine:
-    # Reuse the traced functions while the same model is explained again; only
-    # the last model is kept, so no model outlives its user by more than one call.
-    if not _LAST_ENGINE or _LAST_ENGINE[0].model is not model:
-        _LAST_ENGINE[:] = [GradientEngine(model)]
-    return _LAST_ENGINE[0]

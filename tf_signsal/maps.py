@@ -10,8 +10,8 @@ channels. Each map is then min-max normalised per image over H x W.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import tensorflow as tf
 
@@ -45,8 +45,22 @@ def normalize_maps(maps: tf.Tensor) -> tf.Tensor:
     return tf.where(span > 0, (maps - low) / safe_span, tf.zeros_like(maps))
 
 
+class Explanation(NamedTuple):
+    """The maps of a batch with what was explained.
+
+    Attributes:
+        maps: method -> float32 (B, H, W).
+        logits: float32 (B, C), the logits of the intact images.
+        targets: int32 (B,), the explained class of each image.
+    """
+
+    maps: dict[str, tf.Tensor]
+    logits: tf.Tensor
+    targets: tf.Tensor
+
+
 class SignedSaliency:
-    """Sign-aware saliency maps of a Keras classifier.
+    """Sign-aware saliency maps of a Keras classifier: the one way into its gradients.
 
     All requested maps come from one gradient computation per batch: the
     target class's gradient and, when active/inactive maps are asked for, the
@@ -57,6 +71,10 @@ class SignedSaliency:
     has it stripped (with a warning). For a model that ends in another
     activation, pass the model of the scores before it, e.g.
     `keras.Model(model.inputs, model.layers[-2].output)`.
+
+    A `SignedSaliency` is an explainer: calling it on an image batch returns
+    its five normalised maps of the predicted classes, which is what
+    `AllegianceEvaluator(explainer=...)` takes.
 
     Args:
         model: a Keras classifier taking float images (B, H, W, ch) and
@@ -76,6 +94,7 @@ class SignedSaliency:
         >>> maps = saliency.explain(images)              # predicted classes
         >>> maps["positive"].shape                       # (B, H, W), in [0, 1]
         >>> maps = saliency.explain(images, targets=labels, methods=["active"])
+        >>> maps = saliency(images)                      # the five maps, as an explainer
     """
 
     def __init__(
@@ -90,12 +109,69 @@ class SignedSaliency:
             model, classes_per_chunk=classes_per_chunk, jacobian=jacobian, rivals=rivals
         )
 
+    def __call__(self, images: Any) -> dict[str, tf.Tensor]:
+        """The five normalised maps of the predicted classes: `explain(images)`."""
+        return self.explain(images)
+
+    # -- traceable building blocks (a checked float32 batch, no Python-side checks) --
+
+    def logits(self, images: tf.Tensor) -> tf.Tensor:
+        """The logits (B, C) of a float32 batch, in inference mode, softmax stripped.
+
+        Traceable: usable inside a `tf.function` (the evaluator and the SavedModel
+        export call it there).
+        """
+        return self._engine.logits(images)
+
+    def num_classes(self, images: Any) -> int:
+        """The number of classes of the model for images like `images` (B, H, W, ch).
+
+        Checks once per image shape that the model is a (batch, classes)
+        classifier whose output depends on its input.
+        """
+        return self._engine.num_classes(images)
+
+    def explain_batch(
+        self,
+        images: tf.Tensor,
+        targets: tf.Tensor | None = None,
+        methods: Sequence[str] = METHODS,
+        normalize: bool = True,
+    ) -> Explanation:
+        """The maps of an already checked float32 batch (B, H, W, ch), B >= 1.
+
+        Traceable, and does no input checking: `explain` is the checked entry
+        point. `targets` is None (the predicted classes) or an int32 (B,) tensor
+        of class indices; `methods` must be among `METHODS`.
+        """
+        stats = self._engine(
+            images, targets, with_rivals=bool(_NEEDS_RIVALS.intersection(methods))
+        )
+        maps = reduce_to_maps(stats, methods)
+        if normalize:
+            maps = {method: normalize_maps(m) for method, m in maps.items()}
+        return Explanation(maps, stats.logits, stats.targets)
+
+    def class_gradients(self, images: Any, classes: Sequence[int] | None = None) -> tf.Tensor:
+        """Input gradients of the logits of every class (or of `classes`), as
+        `tf_signsal.class_gradients`; this object keeps the traced function, so repeated
+        calls are cheap."""
+        return self._engine.class_gradients(images, classes)
+
+    # -- checked entry points ----------------------------------------------------------
+
+    def _checked(self, images: Any) -> tf.Tensor:
+        images = _checks.as_image_batch(images)
+        _checks.check_model_input(self.model, images)
+        return images
+
     def explain(
         self,
         images: Any,
         targets: Any = None,
         methods: Sequence[str] = METHODS,
         normalize: bool = True,
+        batch_size: int | None = None,
     ) -> dict[str, tf.Tensor]:
         """Compute the requested maps.
 
@@ -110,12 +186,14 @@ class SignedSaliency:
             methods: any of `METHODS`.
             normalize: per-image min-max normalisation to [0, 1]; False
                 returns the raw channel-reduced gradients.
+            batch_size: None explains an array in one pass; an integer explains
+                it `batch_size` images at a time (the same maps, less memory).
+                A dataset's own batches are used as they come.
 
         Returns:
             dict method -> float32 tensor (B, H, W).
         """
-        maps, _ = self.explain_with_logits(images, targets, methods, normalize)
-        return maps
+        return self.explain_with_logits(images, targets, methods, normalize, batch_size)[0]
 
     def explain_with_logits(
         self,
@@ -123,40 +201,67 @@ class SignedSaliency:
         targets: Any = None,
         methods: Sequence[str] = METHODS,
         normalize: bool = True,
+        batch_size: int | None = None,
     ) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
         """Like `explain`, and also return the logits (B, C) of the intact images."""
+        explanation = self.explain_checked(images, targets, methods, normalize, batch_size)
+        return explanation.maps, explanation.logits
+
+    def explain_checked(
+        self,
+        images: Any,
+        targets: Any = None,
+        methods: Sequence[str] = METHODS,
+        normalize: bool = True,
+        batch_size: int | None = None,
+    ) -> Explanation:
+        """Like `explain`, returning an `Explanation(maps, logits, targets)`: also the
+        logits (B, C) of the intact images and the explained class of each image."""
         methods = _checks.check_choices("methods", methods, METHODS)
+        if batch_size is not None:
+            batch_size = _checks.positive_int("batch_size", batch_size)
         if isinstance(images, tf.data.Dataset):
             if targets is not None:
                 raise ValueError(
                     "`targets` must be None when `images` is a tf.data.Dataset "
                     f"(the predicted classes are explained), received {type(targets).__name__}"
                 )
-            return self._explain_dataset(images, methods, normalize)
-        images = _checks.as_image_batch(images)
-        _checks.check_model_input(self.model, images)
-        if images.shape[0] == 0:
-            empty = tf.zeros((0, *images.shape[1:3]), tf.float32)
-            num_classes = self._engine.num_classes(tf.zeros((1, *images.shape[1:])))
-            return {m: empty for m in methods}, tf.zeros((0, num_classes), tf.float32)
-        if targets is not None:
-            targets = _checks.class_indices("targets", targets, images.shape[0], self._engine.num_classes(images))
-        stats = self._engine(
-            images, targets, with_rivals=bool(_NEEDS_RIVALS.intersection(methods))
-        )
-        maps = reduce_to_maps(stats, methods)
-        if normalize:
-            maps = {method: normalize_maps(m) for method, m in maps.items()}
-        return maps, stats.logits
-
-    def _explain_dataset(
-        self, dataset: tf.data.Dataset, methods: tuple[str, ...], normalize: bool
-    ) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
-        parts: list[tuple[Mapping[str, tf.Tensor], tf.Tensor]] = []
-        for element in dataset:
-            batch = element[0] if isinstance(element, (tuple, list)) else element
-            parts.append(self.explain_with_logits(batch, None, methods, normalize))
+            batches = (
+                (self._checked(e[0] if isinstance(e, (tuple, list)) else e), None) for e in images
+            )
+        else:
+            images = self._checked(images)
+            size = images.shape[0]
+            if targets is not None:
+                targets = tf.constant(
+                    _checks.class_indices("targets", targets, size, self.num_classes(images))
+                )
+            step = size if batch_size is None or size == 0 else batch_size
+            batches = (
+                (images[i : i + step], None if targets is None else targets[i : i + step])
+                for i in range(0, max(size, 1), max(step, 1))
+            )
+        parts = []
+        for batch, batch_targets in batches:
+            if batch.shape[0] == 0:
+                parts.append(self._empty(batch, methods))
+            else:
+                parts.append(self.explain_batch(batch, batch_targets, methods, normalize))
         if not parts:
             raise ValueError("`images` is an empty tf.data.Dataset: there is nothing to explain")
-        maps = {m: tf.concat([p[0][m] for p in parts], axis=0) for m in methods}
-        return maps, tf.concat([p[1] for p in parts], axis=0)
+        if len(parts) == 1:
+            return parts[0]
+        return Explanation(
+            {m: tf.concat([p.maps[m] for p in parts], axis=0) for m in methods},
+            tf.concat([p.logits for p in parts], axis=0),
+            tf.concat([p.targets for p in parts], axis=0),
+        )
+
+    def _empty(self, images: tf.Tensor, methods: Sequence[str]) -> Explanation:
+        num_classes = self.num_classes(images)
+        empty = tf.zeros((0, *images.shape[1:3]), tf.float32)
+        return Explanation(
+            {m: empty for m in methods},
+            tf.zeros((0, num_classes), tf.float32),
+            tf.zeros((0,), tf.int32),
+        )

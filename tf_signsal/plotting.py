@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 
 from tf_signsal import _checks
 from tf_signsal._io import write_atomic
+from tf_signsal.evaluation import DELETION_METHODS, AllegianceResult, Pair, pair_name
 from tf_signsal.maps import METHODS
 
 #: The file name of one logged epoch, `epoch_0003.npz` and so on.
@@ -280,3 +281,69 @@ def save_figure(figure: Figure, path: str | os.PathLike, dpi: float = 100) -> No
     extension = os.path.splitext(os.fspath(path))[1].lstrip(".") or "png"
     figure.savefig(buffer, format=extension, dpi=dpi)
     write_atomic(path, buffer.getvalue())
+
+
+def plot_allegiance(
+    result: AllegianceResult,
+    ax: Any = None,
+    title: str | None = None,
+    pairs: Sequence[Pair] | None = None,
+) -> Any:
+    """Allegiance curves of an `AllegianceResult`, as in the paper's Figs. 3 and 4.
+
+    x: pixels deleted (%), y: allegiance; the legend gives each AUC. Black
+    fills are solid lines, white fills dashed, other fills dotted.
+
+    Args:
+        ax: a matplotlib Axes to draw on; a new figure when None.
+        title: an optional title.
+        pairs: the (method, fill) pairs to draw, in legend order; all when None
+            (e.g. the black-fill pairs only, for one panel of Fig. 3).
+
+    Returns:
+        the matplotlib Axes.
+
+    Example:
+        >>> ax = plotting.plot_allegiance(result, pairs=[("positive", "black")])
+        >>> plotting.save_figure(ax.figure, "curves.png")
+    """
+    import matplotlib.pyplot as plt  # only needed here
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 4))
+    # The package's maps keep their colours whatever else is drawn; other maps take the rest.
+    colors = dict(zip(DELETION_METHODS, ("C0", "C1", "C2", "C3", "C4", "C7")))
+    spare = iter(("C5", "C6", "C8", "C9"))
+    for method, _ in result.pairs:
+        if method not in colors:
+            colors[method] = next(spare, "k")
+    styles = {"black": "-", "white": "--"}
+    if pairs is None:
+        pairs = result.pairs
+    else:
+        pairs = tuple(tuple(p) for p in pairs)
+        unknown = [pair_name(p) for p in pairs if p not in result.curves]
+        if unknown:
+            raise ValueError(
+                f"`pairs` must be among the evaluated pairs "
+                f"{[pair_name(p) for p in result.pairs]}, received unknown {unknown}"
+            )
+    for pair in pairs:
+        method, fill = pair
+        ax.plot(
+            result.fractions * 100,
+            result.curves[pair],
+            linestyle=styles.get(fill, ":") if isinstance(fill, str) else ":",
+            color=colors[method],
+            marker=".",
+            label=f"{pair_name(pair)} (AUC {result.auc[pair]:.3f})",
+        )
+    ax.set_xlabel("pixels deleted (%)")
+    ax.set_ylabel("allegiance")
+    ax.set_xlim(0, 100 * float(result.fractions[-1]) if result.fractions[-1] > 0 else 1)
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    if title:
+        ax.set_title(title)
+    return ax

@@ -3,10 +3,9 @@
 `export(model, path)` writes the artifact `keras.Model.export` would write
 (its `serving_default` signature is unchanged, so existing clients see no
 difference) plus an `explain` signature: images in, the logits, the predicted
-classes and the five normalised maps out. The maps are traced from the same
-`GradientEngine`, `reduce_to_maps` and `normalize_maps` that `SignedSaliency`
-uses, so they are the in-process maps; the artifact needs only TensorFlow to
-load and run, not tf_signsal.
+classes and the five normalised maps out. The maps are traced from
+`SignedSaliency.explain_batch`, so they are the in-process maps; the artifact
+needs only TensorFlow to load and run, not tf_signsal.
 """
 
 from __future__ import annotations
@@ -20,41 +19,28 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from tf_signsal.gradients import GradientEngine
-from tf_signsal.maps import METHODS, normalize_maps, reduce_to_maps
+from tf_signsal import _checks
+from tf_signsal.maps import SignedSaliency
 
 EXPLAIN_SIGNATURE = "explain"
 
 
 def _image_shape(model: Any, image_shape: Sequence[int | None] | None) -> tuple:
     if image_shape is not None:
-        shape = tuple(image_shape)
-        valid = (d is None or (isinstance(d, int) and d > 0) for d in shape)
-        if len(shape) != 3 or not all(valid):
-            raise ValueError(
-                "`image_shape` must be (height, width, channels) with positive integers "
-                f"(height and width may be None), received {image_shape!r}"
-            )
-        return shape
-    inputs = getattr(model, "inputs", None)
-    if not inputs:
+        return _checks.image_shape(image_shape)
+    shape = _checks.model_image_shape(model)
+    if shape is None:
         raise ValueError(
             "`model` declares no input shape (a subclassed model?): pass `image_shape`, "
             "e.g. image_shape=(32, 32, 3)"
         )
-    if len(inputs) != 1:
-        raise ValueError(f"`model` must take a single image input, it takes {len(inputs)} inputs")
-    return tuple(inputs[0].shape)[1:]
+    return shape
 
 
-def _explain_function(engine: GradientEngine):
+def _explain_function(saliency: SignedSaliency):
     def explain(images: tf.Tensor) -> dict[str, tf.Tensor]:
-        stats = engine(images, None, with_rivals=True)  # the predicted classes
-        maps = reduce_to_maps(stats, METHODS)
-        outputs = {method: normalize_maps(m) for method, m in maps.items()}
-        outputs["logits"] = stats.logits
-        outputs["predictions"] = stats.targets
-        return outputs
+        maps, logits, predictions = saliency.explain_batch(images)  # the predicted classes
+        return {**maps, "logits": logits, "predictions": predictions}
 
     return explain
 
@@ -107,11 +93,11 @@ def export(
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(f"`path` {path} already exists; pass overwrite=True to replace it")
     shape = _image_shape(model, image_shape)
-    engine = GradientEngine(model, classes_per_chunk=classes_per_chunk, jacobian=jacobian)
+    saliency = SignedSaliency(model, classes_per_chunk=classes_per_chunk, jacobian=jacobian)
     if None not in shape:
         # Eagerly checks that `model` is a (batch, classes) classifier whose
         # output depends on its input, with a clear error before any tracing.
-        engine.num_classes(tf.zeros((1, *shape), tf.float32))
+        saliency.num_classes(tf.zeros((1, *shape), tf.float32))
     spec = tf.TensorSpec((None, *shape), tf.float32, name="images")
 
     # The input named as `keras.Model.export` names it, so that serving_default
@@ -124,7 +110,7 @@ def export(
     )
     archive = keras.export.ExportArchive()
     archive.track_and_add_endpoint("serve", model, input_signature=[serve_spec])
-    archive.add_endpoint(EXPLAIN_SIGNATURE, _explain_function(engine), input_signature=[spec])
+    archive.add_endpoint(EXPLAIN_SIGNATURE, _explain_function(saliency), input_signature=[spec])
 
     parent = os.path.dirname(path)
     os.makedirs(parent, exist_ok=True)

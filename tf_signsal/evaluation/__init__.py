@@ -1,0 +1,50 @@
+"""The deletion benchmark: rules, pairs and fills, the evaluator, its result.
+
+    rules.py           which pixels a map deletes at each fraction (the paper's rule)
+    random_control.py  the seeded random ranking, the control
+    pairs.py           the (method, fill) pairs, the paper's fractions, fill values
+    evaluator.py       AllegianceEvaluator: any explainer, chunked forward passes,
+                       counts in a named record, tf.distribute
+    result.py          AllegianceResult: curves, AUC, JSON
+"""
+
+from tf_signsal._checks import FILLS
+from tf_signsal.evaluation.evaluator import AllegianceEvaluator, DeletionCounts, Explainer
+from tf_signsal.evaluation.pairs import (
+    ALL_PAIRS,
+    DELETION_METHODS,
+    PAPER_FRACTIONS,
+    PAPER_PAIRS,
+    RANDOM_METHOD,
+    RANDOM_PAIRS,
+    Fill,
+    Pair,
+    fill_values,
+    pair_name,
+    parse_pair,
+)
+from tf_signsal.evaluation.random_control import random_maps
+from tf_signsal.evaluation.result import AllegianceResult, trapezoid_auc
+from tf_signsal.evaluation.rules import deletion_masks
+
+__all__ = [
+    "ALL_PAIRS",
+    "DELETION_METHODS",
+    "FILLS",
+    "PAPER_FRACTIONS",
+    "PAPER_PAIRS",
+    "RANDOM_METHOD",
+    "RANDOM_PAIRS",
+    "AllegianceEvaluator",
+    "AllegianceResult",
+    "DeletionCounts",
+    "Explainer",
+    "Fill",
+    "Pair",
+    "deletion_masks",
+    "fill_values",
+    "pair_name",
+    "parse_pair",
+    "random_maps",
+    "trapezoid_auc",
+]

@@ -1,0 +1,424 @@
+"""AllegianceEvaluator: the deletion benchmark (spec section 2) for any saliency map.
+
+For each image, map and fraction p, the pixels chosen by the deletion rule
+(`rules.py`) are set to the fill value in all channels; allegiance at p is the
+share of images whose predicted class on the occluded image equals the model's
+own prediction on the intact image.
+
+How it is fast: one explainer pass per batch gives every map (and, for the
+package's own maps, the intact logits too); one sort per map gives the thresholds
+of all fractions; every occluded image of every (pair, fraction) goes through one
+compiled function in chunks sized by a memory budget, which returns counts only.
+Occluded images that lose no pixel (p = 0, or a map whose non-zero pixels are used
+up) are the intact image, so their prediction is the intact one and they are not
+run again.
+"""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, NamedTuple
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tf_signsal import _checks
+from tf_signsal.evaluation.pairs import (
+    DELETION_METHODS,
+    PAPER_FRACTIONS,
+    PAPER_PAIRS,
+    RANDOM_METHOD,
+    Pair,
+    fill_values,
+)
+from tf_signsal.evaluation.random_control import random_maps
+from tf_signsal.evaluation.result import AllegianceResult, trapezoid_auc
+from tf_signsal.evaluation.rules import threshold_indices, thresholds_and_counts
+from tf_signsal.maps import SignedSaliency
+
+Explainer = Callable[[tf.Tensor], Mapping[str, Any]]
+
+
+class DeletionCounts(NamedTuple):
+    """Integer counts of a batch, or the sum over batches (and replicas).
+
+    Attributes:
+        images: int64 scalar, the number of images.
+        agree: int64 (K, P), per pair and fraction, occluded predictions equal to the
+            intact ones.
+        correct: int64 (K, P), occluded predictions equal to the label.
+        deleted: int64 (K, P), pixels deleted, summed over images.
+    """
+
+    images: tf.Tensor
+    agree: tf.Tensor
+    correct: tf.Tensor
+    deleted: tf.Tensor
+
+    def __add__(self, other: DeletionCounts) -> DeletionCounts:  # type: ignore[override]
+        return DeletionCounts(*(a + b for a, b in zip(self, other)))
+
+    def to_result(
+        self, pairs: Sequence[Pair], fractions: Sequence[float], num_pixels: int, has_labels: bool
+    ) -> AllegianceResult:
+        """The curves: each count divided by the number of images (and of pixels)."""
+        n = int(self.images)
+        agree = np.asarray(self.agree) / n
+        correct = np.asarray(self.correct) / n
+        deleted = np.asarray(self.deleted) / (n * num_pixels)
+        fractions = np.asarray(fractions, np.float64)
+        curves = {pair: agree[k] for k, pair in enumerate(pairs)}
+        return AllegianceResult(
+            fractions=fractions,
+            curves=curves,
+            auc={pair: trapezoid_auc(fractions, curve) for pair, curve in curves.items()},
+            deleted={pair: deleted[k] for k, pair in enumerate(pairs)},
+            accuracy={p: correct[k] for k, p in enumerate(pairs)} if has_labels else None,
+            n_images=n,
+        )
+
+
+class OccludedItems(NamedTuple):
+    """The occluded images still to predict, one entry each: int32 (S,) vectors."""
+
+    image: np.ndarray  # index of the image in the batch
+    pair: np.ndarray  # index of the (method, fill) pair
+    fraction: np.ndarray  # index of the fraction
+
+
+class AllegianceEvaluator:
+    """The deletion benchmark (allegiance curves and AUC) of any saliency map.
+
+    Args:
+        model: a Keras classifier taking float images (B, H, W, ch) in
+            `value_range` and returning logits or probabilities (predictions are
+            argmaxes either way).
+        fractions: deletion fractions in [0, 1), strictly increasing.
+        pairs: (method, fill) pairs. A method names a map of the explainer, or is
+            "random" (a seeded random ranking, the control, available with any
+            explainer). A fill is "black" (value_range[0]), "white"
+            (value_range[1]), a number, or one number per channel.
+        batch_size: images per explainer pass for array input (a dataset's own
+            batches are used as they come).
+        value_range: (low, high) of the model's input: black and white.
+        memory_budget: bytes of occluded images built at once (the model's
+            activations come on top); larger means larger forward batches.
+        seed: seed of the "random" ranking.
+        explainer: None for the paper's maps (`SignedSaliency(model)`: standard,
+            positive, negative, active, inactive), or any callable taking a
+            float32 image batch (B, H, W, ch) and returning a mapping from map
+            name to (B, H, W) maps, higher meaning more relevant (a
+            `SignedSaliency` is one). Its maps are ranked by the same deletion
+            rule: zeros are never deleted.
+
+    Example:
+        >>> evaluator = tf_signsal.AllegianceEvaluator(model)
+        >>> result = evaluator.evaluate(test_dataset)
+        >>> print(result.summary()); result.save_json("allegiance.json")
+
+        Any other map, e.g. gradient x input:
+
+        >>> def grad_x_input(images):
+        ...     maps = saliency.explain(images, methods=["standard"], normalize=False)
+        ...     return {"gxi": tf.reduce_max(tf.abs(images), -1) * maps["standard"]}
+        >>> tf_signsal.AllegianceEvaluator(model, pairs=[("gxi", "black")],
+        ...                                explainer=grad_x_input).evaluate(images)
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        fractions: Sequence[float] = PAPER_FRACTIONS,
+        pairs: Sequence[Pair] = PAPER_PAIRS,
+        batch_size: int = 128,
+        value_range: tuple[float, float] = (0.0, 1.0),
+        memory_budget: int = 32 * 2**20,
+        seed: int = 0,
+        explainer: Explainer | None = None,
+    ):
+        if explainer is not None and not callable(explainer):
+            raise TypeError(
+                "`explainer` must be None or a callable images -> {name: (B, H, W) map}, "
+                f"received {type(explainer).__name__}"
+            )
+        self.model = model
+        self.fractions = _checks.fractions(fractions)
+        self._own_maps = explainer is None or (
+            isinstance(explainer, SignedSaliency) and explainer.model is model
+        )
+        self.pairs = _checks.pairs(pairs, DELETION_METHODS if self._own_maps else None)
+        self.value_range = _checks.value_range(value_range)
+        self.batch_size = _checks.positive_int("batch_size", batch_size)
+        self.memory_budget = _checks.positive_int("memory_budget", memory_budget)
+        self.seed = _checks.integer("seed", seed)
+        with warnings.catch_warnings():
+            if not self._own_maps:  # the softmax warning speaks of maps it does not make
+                warnings.simplefilter("ignore")
+            own = isinstance(explainer, SignedSaliency) and self._own_maps
+            self._saliency = explainer if own else SignedSaliency(model)
+        self.explainer: Explainer = self._saliency if explainer is None else explainer
+        # Distinct maps needed, and for each pair the index of its map and fill.
+        self._methods = tuple(dict.fromkeys(m for m, _ in self.pairs))
+        self._fills = tuple(dict.fromkeys(f for _, f in self.pairs))
+        self._pair_method = np.array([self._methods.index(m) for m, _ in self.pairs], np.int32)
+        self._pair_fill = np.array([self._fills.index(f) for _, f in self.pairs], np.int32)
+        self._count_functions: dict[tuple[int, ...], Any] = {}
+
+    # -- data ------------------------------------------------------------------------
+
+    @staticmethod
+    def _split(element: Any) -> tuple[Any, Any]:
+        if isinstance(element, (tuple, list)):
+            if not 1 <= len(element) <= 3:
+                raise ValueError(
+                    "`data` elements must be images or (images, labels[, weights]), received "
+                    f"a tuple of {len(element)}"
+                )
+            return element[0], (element[1] if len(element) > 1 else None)
+        if isinstance(element, dict):
+            raise TypeError("`data` elements must be images or (images, labels), received a dict")
+        return element, None
+
+    def _batches(self, data: Any) -> tuple[Iterator[tuple[tf.Tensor, Any]], int | None]:
+        """Checked (images, labels) batches and the image count if known.
+
+        The first batch is read and checked, with the model, the fills and the
+        explainer's maps, before anything is computed.
+        """
+        if isinstance(data, tf.data.Dataset):
+            if int(data.cardinality()) == 0:
+                raise ValueError("`data` is an empty tf.data.Dataset: there is nothing to evaluate")
+            batches = (self._split(element) for element in data)
+            total = None
+        else:
+            images, labels = self._split(data)
+            images = _checks.as_image_batch(images, "data")
+            if labels is not None and len(labels) != images.shape[0]:
+                raise ValueError(f"`data` has {images.shape[0]} images but {len(labels)} labels")
+            total = images.shape[0]
+            if total == 0:
+                raise ValueError("`data` holds no images: there is nothing to evaluate")
+            step = self.batch_size
+            checked = (
+                (images[i : i + step], None if labels is None else labels[i : i + step])
+                for i in range(0, total, step)
+            )
+        if total is None:  # a dataset's batches are checked as they come
+            checked = ((_checks.as_image_batch(x, "data"), y) for x, y in batches)
+        first = next(checked, None)
+        if first is None:
+            raise ValueError("`data` is an empty tf.data.Dataset: there is nothing to evaluate")
+        self._check_first_batch(*first)
+        return itertools.chain([first], checked), total
+
+    def _check_first_batch(self, images: tf.Tensor, labels: Any) -> None:
+        _checks.check_model_input(self.model, images, "data")
+        fill_values(self._fills, self.value_range, images.shape[-1])
+        num_classes = self._saliency.num_classes(images)  # a model that is no classifier
+        self._labels(labels, images.shape[0], num_classes)
+        if not self._own_maps:
+            self._explain(images[:1])  # the explainer's maps: names, shapes, values
+
+    def _labels(self, labels: Any, size: int, num_classes: int | None = None) -> np.ndarray | None:
+        if labels is None:
+            return None
+        return _checks.class_indices("labels", labels, size, num_classes, one_hot=True)
+
+    def _explain(self, images: tf.Tensor) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
+        """The maps of `self._methods` (M of them) and the intact logits."""
+        wanted = [m for m in self._methods if m != RANDOM_METHOD]
+        if self._own_maps and wanted:
+            maps, logits, _ = self._saliency.explain_batch(images, methods=wanted)
+            maps = dict(maps)
+        else:
+            maps = self._explainer_maps(images, wanted) if wanted else {}
+            logits = self._saliency.logits(images)
+        if RANDOM_METHOD in self._methods:
+            maps[RANDOM_METHOD] = random_maps(images, tf.constant(self.seed, tf.int64))
+        return maps, logits
+
+    def _explainer_maps(self, images: tf.Tensor, wanted: Sequence[str]) -> dict[str, tf.Tensor]:
+        """Call the user's explainer and check what it returns."""
+        returned = self.explainer(images)
+        if not isinstance(returned, Mapping):
+            raise TypeError(
+                "`explainer` must return a mapping {map name: (B, H, W) map}, "
+                f"it returned a {type(returned).__name__}"
+            )
+        missing = [m for m in wanted if m not in returned]
+        if missing:
+            raise ValueError(
+                f"`pairs` name the maps {missing}, but `explainer` returns only "
+                f"{sorted(map(str, returned))} (and \"random\" is always available)"
+            )
+        maps = {}
+        for name in wanted:
+            value = tf.convert_to_tensor(returned[name])
+            if not (value.dtype.is_floating or value.dtype.is_integer):
+                raise TypeError(f"`explainer` map {name!r} must hold numbers, dtype {value.dtype}")
+            value = tf.cast(value, tf.float32)
+            if tuple(value.shape) != tuple(images.shape[:3]):
+                raise ValueError(
+                    f"`explainer` map {name!r} must have shape (batch, height, width) = "
+                    f"{tuple(images.shape[:3])}, it has shape {tuple(value.shape)}"
+                )
+            if not bool(tf.reduce_all(tf.math.is_finite(value))):
+                raise ValueError(f"`explainer` map {name!r} holds NaN or Inf values")
+            maps[name] = value
+        return maps
+
+    # -- compute ---------------------------------------------------------------------
+
+    def _count_function(self, image_shape: tuple[int, ...]) -> Any:
+        # One trace per image shape: batch, chunk and map counts vary freely.
+        if image_shape not in self._count_functions:
+            height, width, channels = image_shape
+            vector = tf.TensorSpec((None,), tf.int32)
+            signature = [
+                tf.TensorSpec((None, height, width, channels), tf.float32),  # images
+                tf.TensorSpec((None, None, height, width), tf.float32),  # maps (M, B, H, W)
+                tf.TensorSpec((None, None, None), tf.float32),  # thresholds (M, B, P)
+                tf.TensorSpec((None, channels), tf.float32),  # fill values
+                vector,  # intact predictions (B,)
+                vector,  # labels (B,), -1 without labels
+                OccludedItems(vector, vector, vector),
+            ]
+            self._count_functions[image_shape] = tf.function(
+                self._count_chunk, input_signature=signature
+            )
+        return self._count_functions[image_shape]
+
+    def _count_chunk(self, images, maps, thresholds, fills, intact, labels, items):
+        """Agreeing and correct predictions per (pair, fraction) for a chunk of items:
+        two int64 (K * P,) vectors indexed by pair * P + fraction."""
+        method = tf.gather(tf.constant(self._pair_method), items.pair)
+        fill = tf.gather(tf.constant(self._pair_fill), items.pair)
+        saliency = tf.gather_nd(maps, tf.stack([method, items.image], axis=1))  # (S, H, W)
+        v = tf.gather_nd(thresholds, tf.stack([method, items.image, items.fraction], axis=1))
+        mask = (saliency > v[:, None, None]) & (saliency != 0)
+        occluded = tf.where(
+            mask[..., None], tf.gather(fills, fill)[:, None, None, :],
+            tf.gather(images, items.image),
+        )
+        predicted = tf.argmax(self._saliency.logits(occluded), axis=1, output_type=tf.int32)
+        num_fractions = len(self.fractions)
+        combo = items.pair * num_fractions + items.fraction
+        num = len(self.pairs) * num_fractions
+        agree = tf.cast(predicted == tf.gather(intact, items.image), tf.int64)
+        correct = tf.cast(predicted == tf.gather(labels, items.image), tf.int64)
+        return (
+            tf.math.unsorted_segment_sum(agree, combo, num),
+            tf.math.unsorted_segment_sum(correct, combo, num),
+        )
+
+    def _batch_counts(self, images: tf.Tensor, labels: Any) -> DeletionCounts:
+        """Counts for one checked batch."""
+        size, height, width, channels = images.shape
+        num_pairs, num_fractions = len(self.pairs), len(self.fractions)
+        if size == 0:  # a replica's share of a short last batch may be empty
+            zeros = np.zeros((num_pairs, num_fractions), np.int64)
+            return DeletionCounts(np.int64(0), zeros, zeros, zeros)
+        labels = self._labels(labels, size, self._saliency.num_classes(images))
+        maps, logits = self._explain(images)
+        stacked = tf.stack([maps[m] for m in self._methods])  # (M, B, H, W)
+        num_pixels = height * width
+        thresholds, deleted = thresholds_and_counts(
+            tf.reshape(stacked, (len(self._methods), size, num_pixels)),
+            tf.constant(threshold_indices(self.fractions, num_pixels)),
+        )
+        pair_deleted = deleted.numpy()[self._pair_method]  # (K, B, P)
+        intact = np.argmax(logits.numpy(), axis=1).astype(np.int32)
+
+        # An image that loses no pixel is the intact image: it agrees with
+        # itself, and is correct when the intact prediction is.
+        kept = pair_deleted == 0
+        agree = kept.sum(axis=1).reshape(-1)  # indexed by pair * P + fraction
+        correct = np.zeros_like(agree)
+        if labels is not None:
+            correct = (kept & (intact == labels)[None, :, None]).sum(axis=1).reshape(-1)
+        pair, image, fraction = (a.astype(np.int32) for a in np.nonzero(~kept))
+        items = OccludedItems(image, pair, fraction)
+        chunk = max(1, self.memory_budget // (num_pixels * channels * 4))
+        label_tensor = tf.constant(labels if labels is not None else np.full(size, -1, np.int32))
+        fills = tf.constant(fill_values(self._fills, self.value_range, channels))
+        intact_tensor = tf.constant(intact)
+        count = self._count_function((height, width, channels))
+        for start in range(0, len(items.image), chunk):
+            chunk_items = OccludedItems(*(tf.constant(c[start : start + chunk]) for c in items))
+            chunk_agree, chunk_correct = count(
+                images, stacked, thresholds, fills, intact_tensor, label_tensor, chunk_items
+            )
+            agree += chunk_agree.numpy()
+            correct += chunk_correct.numpy()
+        return DeletionCounts(
+            images=np.int64(size),
+            agree=agree.reshape(num_pairs, num_fractions),
+            correct=correct.reshape(num_pairs, num_fractions),
+            deleted=pair_deleted.sum(axis=1).astype(np.int64),
+        )
+
+    # -- public ----------------------------------------------------------------------
+
+    def evaluate(self, data: Any, verbose: int = 1, strategy: Any = None) -> AllegianceResult:
+        """Run the deletion benchmark.
+
+        Args:
+            data: images (B, H, W, ch) as a numpy array or tensor, a tuple
+                (images, labels) of arrays, or a `tf.data.Dataset` of image
+                batches or (images, labels[, weights]) batches. Labels (class
+                indices, (N, 1) columns or one-hot rows) are optional and only
+                give `accuracy`; allegiance never uses them.
+            verbose: 1 shows a Keras progress bar, 0 is silent.
+            strategy: an optional `tf.distribute.Strategy` (e.g. MirroredStrategy
+                over GPUs, MultiWorkerMirroredStrategy over machines): the data
+                is distributed, each replica counts its images and the counts
+                are summed by the strategy. The result equals the
+                single-device one.
+
+        Returns:
+            an `AllegianceResult`.
+        """
+        if strategy is not None and not hasattr(strategy, "experimental_distribute_dataset"):
+            raise TypeError(
+                f"`strategy` must be a tf.distribute.Strategy, received {type(strategy).__name__}"
+            )
+        batches, total = self._batches(data)
+        first_images, first_labels = next(batches)
+        height, width = first_images.shape[1:3]
+        progress = keras.utils.Progbar(total, verbose=verbose, unit_name="image")
+        if strategy is None:
+            steps: Iterator[DeletionCounts] = (
+                self._batch_counts(images, labels)
+                for images, labels in itertools.chain([(first_images, first_labels)], batches)
+            )
+        else:
+            steps = self._distributed_counts(data, strategy)
+        totals: DeletionCounts | None = None
+        for counts in steps:
+            totals = counts if totals is None else totals + counts
+            progress.update(int(totals.images))
+        if totals is None or int(totals.images) == 0:
+            raise ValueError("`data` holds no images: there is nothing to evaluate")
+        return totals.to_result(
+            self.pairs, self.fractions, height * width, first_labels is not None
+        )
+
+    def _distributed_counts(self, data: Any, strategy: Any) -> Iterator[DeletionCounts]:
+        if not isinstance(data, tf.data.Dataset):
+            images, labels = self._split(data)
+            elements = images if labels is None else (images, labels)
+            data = tf.data.Dataset.from_tensor_slices(elements).batch(self.batch_size)
+        distributed = strategy.experimental_distribute_dataset(data)
+
+        def replica_step(element):
+            images, labels = self._split(element)
+            counts = self._batch_counts(_checks.as_image_batch(images, "data"), labels)
+            return DeletionCounts(*(tf.constant(c) for c in counts))
+
+        for element in distributed:
+            per_replica = strategy.run(replica_step, args=(element,))
+            reduced = strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+            yield DeletionCounts(*(c.numpy() for c in reduced))

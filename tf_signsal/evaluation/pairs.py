@@ -1,0 +1,69 @@
+"""The (method, fill) pairs of the deletion benchmark and their fill values."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from tf_signsal._checks import FILLS
+from tf_signsal.maps import METHODS
+
+PAPER_FRACTIONS: tuple[float, ...] = (
+    0.0, 0.03, 0.05, 0.07, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9,
+)
+PAPER_PAIRS: tuple[tuple[str, str], ...] = (
+    ("standard", "black"),
+    ("positive", "black"),
+    ("active", "black"),
+    ("standard", "white"),
+    ("negative", "white"),
+    ("inactive", "white"),
+)
+ALL_PAIRS: tuple[tuple[str, str], ...] = tuple((m, f) for f in FILLS for m in METHODS)
+# The seeded random ranking: a control that any map should beat.
+RANDOM_METHOD = "random"
+RANDOM_PAIRS: tuple[tuple[str, str], ...] = tuple((RANDOM_METHOD, f) for f in FILLS)
+DELETION_METHODS: tuple[str, ...] = (*METHODS, RANDOM_METHOD)
+
+Fill = Any  # "black" | "white" | float | tuple[float, ...]
+Pair = tuple[str, Fill]
+
+
+def pair_name(pair: Pair) -> str:
+    """The JSON name of a pair: "method/fill", e.g. "positive/black", "standard/0.5"."""
+    method, fill = pair
+    if isinstance(fill, tuple):
+        return f"{method}/" + ",".join(repr(v) for v in fill)
+    return f"{method}/{fill!r}" if isinstance(fill, float) else f"{method}/{fill}"
+
+
+def parse_pair(name: str) -> Pair:
+    """Inverse of `pair_name`."""
+    method, _, fill = name.partition("/")
+    if fill in FILLS:
+        return method, fill
+    values = tuple(float(v) for v in fill.split(","))
+    return (method, values[0]) if "," not in fill else (method, values)
+
+
+def fill_values(
+    fills: Sequence[Fill], value_range: tuple[float, float], channels: int
+) -> np.ndarray:
+    """The pixel value of each fill, (len(fills), channels) float32: black is
+    value_range[0], white value_range[1]."""
+    low, high = value_range
+    rows = []
+    for fill in fills:
+        if isinstance(fill, tuple):
+            if len(fill) != channels:
+                raise ValueError(
+                    f"fill {fill} has {len(fill)} values, but the images have "
+                    f"{channels} channels: give one value per channel"
+                )
+            rows.append(fill)
+        else:
+            value = {"black": low, "white": high}.get(fill, fill)
+            rows.append((value,) * channels)
+    return np.array(rows, np.float32)

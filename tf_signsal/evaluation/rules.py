@@ -1,0 +1,78 @@
+"""The deletion rule (spec section 2.2): which pixels a map deletes at each fraction.
+
+For a map of N = H x W pixels and a fraction p: sort the map in descending order,
+take the threshold v at 0-based index round(p * N), and delete every pixel with
+(map > v) and (map != 0). Ties with v and zero pixels are never deleted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from tf_signsal import _checks
+from tf_signsal.evaluation.pairs import PAPER_FRACTIONS
+
+
+def threshold_indices(fractions: Sequence[float], num_pixels: int) -> np.ndarray:
+    """The 0-based index round(p * N) of each fraction's threshold in a descending sort."""
+    # Python's round (half to even), as the authors' code. When p * N rounds
+    # up to N (p close to 1 on a small image) the index is clipped to the last
+    # one, where the authors' code would fail: v is the smallest value.
+    return np.array([min(round(p * num_pixels), num_pixels - 1) for p in fractions], np.int32)
+
+
+@tf.function(reduce_retracing=True)
+def thresholds_and_counts(maps: tf.Tensor, indices: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """For maps (..., N): thresholds (..., P) and deleted-pixel counts (..., P).
+
+    One ascending sort per map serves every fraction: the value at descending
+    index k is at ascending index N - 1 - k, and the number of pixels strictly
+    above v (minus the zeros when v < 0) is read off by binary search.
+    """
+    num_pixels = tf.shape(maps)[-1]
+    ascending = tf.sort(maps, axis=-1)
+    flat = tf.reshape(ascending, (-1, num_pixels))
+    thresholds = tf.gather(flat, num_pixels - 1 - indices, axis=1)
+    above = num_pixels - tf.searchsorted(flat, thresholds, side="right")
+    zeros = tf.searchsorted(flat, tf.zeros_like(flat[:, :1]), side="right") - tf.searchsorted(
+        flat, tf.zeros_like(flat[:, :1]), side="left"
+    )
+    # With v < 0 the zero pixels are above v but are never deleted.
+    counts = above - tf.where(thresholds < 0, zeros, tf.zeros_like(zeros))
+    shape = tf.concat([tf.shape(maps)[:-1], tf.shape(indices)], axis=0)
+    return tf.reshape(thresholds, shape), tf.reshape(counts, shape)
+
+
+def deletion_masks(maps: Any, fractions: Sequence[float] = PAPER_FRACTIONS) -> tf.Tensor:
+    """The pixels deleted at each fraction, by the rule of the spec (section 2.2).
+
+    Args:
+        maps: saliency maps (B, H, W), e.g. from `SignedSaliency.explain`.
+        fractions: fractions p in [0, 1), strictly increasing.
+
+    Returns:
+        bool tensor (B, len(fractions), H, W): (map > v) & (map != 0), where v
+        is the value at 0-based index round(p * H * W) of the map sorted in
+        descending order. Ties with v and zero pixels are never deleted.
+
+    Example:
+        >>> maps = tf_signsal.SignedSaliency(model).explain(images, methods=["positive"])
+        >>> masks = deletion_masks(maps["positive"], [0.1, 0.5])   # (B, 2, H, W)
+    """
+    fractions = _checks.fractions(fractions)
+    maps = tf.convert_to_tensor(maps, tf.float32)
+    if maps.shape.rank != 3:
+        raise ValueError(
+            f"`maps` must have rank 3 (batch, height, width), received shape {tuple(maps.shape)}"
+        )
+    num_pixels = maps.shape[1] * maps.shape[2]
+    flat = tf.reshape(maps, (-1, num_pixels))
+    thresholds, _ = thresholds_and_counts(
+        flat, tf.constant(threshold_indices(fractions, num_pixels))
+    )
+    masks = (flat[:, None, :] > thresholds[:, :, None]) & (flat[:, None, :] != 0)
+    return tf.reshape(masks, (-1, len(fractions), maps.shape[1], maps.shape[2]))
