@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import small_conv_net
+from reference import reference_class_gradients
 from reference_deletion import reference_allegiance, reference_mask
 from tf_signsal.evaluation import (
     ALL_PAIRS,
@@ -223,3 +224,94 @@ def test_bad_data(model, images):
             lambda x: False).batch(2), 0)
     with pytest.raises(ValueError, match="channel"):
         AllegianceEvaluator(model, pairs=(("positive", (0.0, 1.0)),)).evaluate(images, 0)
+
+
+def gradient_x_input(saliency):
+    """A map the package does not make, as a user would write it: |g * x| summed over
+    channels, g the gradient of the predicted class's logit."""
+
+    def explainer(images):
+        gradients = saliency.class_gradients(images)  # (B, C, H, W, ch)
+        predicted = tf.argmax(saliency.logits(images), axis=1)
+        g = tf.gather(gradients, predicted, axis=1, batch_dims=1)
+        return {"gxi": tf.reduce_sum(tf.abs(g * images), axis=-1)}
+
+    return explainer
+
+
+def test_custom_explainer_matches_numpy_reference(model, rng):
+    images = rng.random((13, 8, 8, 3), dtype=np.float32)
+    labels = rng.integers(0, 5, 13)
+    saliency = SignedSaliency(model)
+    explainer = gradient_x_input(saliency)
+    pairs = (("gxi", "black"), ("gxi", "white"), RANDOM_PAIR)
+    result = AllegianceEvaluator(model, pairs=pairs, batch_size=5, explainer=explainer).evaluate(
+        (images, labels), verbose=0
+    )
+    # The reference's map, in numpy from the per-class loop gradients.
+    gradients = reference_class_gradients(model, images)  # (B, C, H, W, ch)
+    predicted = np.asarray(model(images, training=False)).argmax(axis=1)
+    g = gradients[np.arange(13), predicted]
+    maps = {"gxi": np.abs(g * images).sum(axis=-1)}
+    maps["random"] = random_maps(tf.constant(images), tf.constant(0, tf.int64)).numpy()
+    curves, auc, deleted, accuracy = reference_allegiance(
+        model, images, maps, pairs, PAPER_FRACTIONS, labels=labels
+    )
+    for pair in pairs:
+        np.testing.assert_array_equal(result.curves[pair], curves[pair])
+        np.testing.assert_array_equal(result.accuracy[pair], accuracy[pair])
+        np.testing.assert_allclose(result.deleted[pair], deleted[pair], rtol=1e-12)
+        assert result.auc[pair] == pytest.approx(auc[pair], rel=1e-12)
+
+
+def test_signed_saliency_is_an_explainer(model, rng):
+    images = rng.random((9, 8, 8, 3), dtype=np.float32)
+    pairs = ALL_PAIRS + (RANDOM_PAIR,)
+    default = AllegianceEvaluator(model, pairs=pairs).evaluate(images, verbose=0)
+    # Given explicitly, as the fast path (same model) or as any callable (another object).
+    explicit = AllegianceEvaluator(model, pairs=pairs, explainer=SignedSaliency(model))
+    assert_same(default, explicit.evaluate(images, verbose=0))
+    as_callable = AllegianceEvaluator(
+        model, pairs=pairs, explainer=lambda x: SignedSaliency(model)(x)
+    )
+    assert_same(default, as_callable.evaluate(images, verbose=0))
+
+
+def test_custom_explainer_batching_and_memory_budget_agree(model, rng):
+    images = rng.random((11, 8, 8, 3), dtype=np.float32)
+    explainer = gradient_x_input(SignedSaliency(model))
+    pairs = (("gxi", "black"), ("gxi", 0.5))
+    base = AllegianceEvaluator(model, pairs=pairs, batch_size=11, explainer=explainer)
+    base = base.evaluate(images, verbose=0)
+    for kwargs in ({"batch_size": 2}, {"memory_budget": 1}):
+        other = AllegianceEvaluator(model, pairs=pairs, explainer=explainer, **kwargs)
+        assert_same(base, other.evaluate(images, verbose=0))
+
+
+@pytest.mark.parametrize(
+    "explainer, error, message",
+    [
+        (lambda x: {"other": tf.zeros(x.shape[:3])}, ValueError, "returns only"),
+        (lambda x: {"gxi": tf.zeros(x.shape[:2])}, ValueError, r"shape \(batch, height, width\)"),
+        (lambda x: tf.zeros(x.shape[:3]), TypeError, "mapping"),
+        (lambda x: {"gxi": np.full(x.shape[:3], np.nan)}, ValueError, "NaN"),
+    ],
+    ids=["missing", "shape", "not_a_mapping", "nan"],
+)
+def test_bad_explainer_output(model, images, explainer, error, message):
+    evaluator = AllegianceEvaluator(model, pairs=[("gxi", "black")], explainer=explainer)
+    with pytest.raises(error, match=message):
+        evaluator.evaluate(images, verbose=0)
+
+
+def test_explainer_must_be_callable(model):
+    with pytest.raises(TypeError, match="explainer"):
+        AllegianceEvaluator(model, explainer="gradcam")
+
+
+def test_labels_as_keras_datasets_columns(model, images):
+    labels = (np.arange(6) % 5).reshape(6, 1)  # keras.datasets gives (N, 1)
+    column = AllegianceEvaluator(model).evaluate((images, labels), verbose=0)
+    flat = AllegianceEvaluator(model).evaluate((images, labels[:, 0]), verbose=0)
+    for pair in PAPER_PAIRS:
+        np.testing.assert_array_equal(column.accuracy[pair], flat.accuracy[pair])

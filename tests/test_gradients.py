@@ -26,7 +26,7 @@ def test_class_gradients_subset_of_classes(model, images):
 
 
 def test_class_gradients_rejects_unknown_class(model, images):
-    with pytest.raises(ValueError, match="targets"):
+    with pytest.raises(ValueError, match="`classes`"):
         tf_signsal.class_gradients(model, images, classes=[7])
 
 
@@ -120,3 +120,17 @@ def test_bad_engine_arguments(model):
         GradientEngine(model, jacobian="fast")
     with pytest.raises(ValueError, match="`rivals` must be a positive integer, received 0"):
         GradientEngine(model, rivals=0)
+
+
+def test_signed_saliency_class_gradients_any_batch_size(model, images):
+    saliency = tf_signsal.SignedSaliency(model)
+    expected = reference_class_gradients(model, images)
+    for size in (6, 2, 5):  # the batch size may change without a new trace
+        np.testing.assert_allclose(
+            saliency.class_gradients(images[:size]).numpy(), expected[:size],
+            rtol=1e-5, atol=1e-6,
+        )
+
+
+def test_class_gradients_of_an_empty_batch(model, images):
+    assert tf_signsal.class_gradients(model, images[:0]).shape == (0, 5, 8, 8, 3)

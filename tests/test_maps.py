@@ -196,3 +196,59 @@ def test_bad_models(images):
 
 def test_version():
     assert tf_signsal.__version__
+
+
+@pytest.mark.parametrize("batch_size", [1, 4, 6, 50])
+def test_explain_in_batches_gives_the_same_maps(model, rng, batch_size):
+    images = rng.random((13, 8, 8, 3), dtype=np.float32)
+    targets = rng.integers(0, 5, 13)
+    saliency = SignedSaliency(model)
+    for chosen in (None, targets):
+        whole, whole_logits = saliency.explain_with_logits(images, targets=chosen)
+        parts, part_logits = saliency.explain_with_logits(
+            images, targets=chosen, batch_size=batch_size
+        )
+        for method in METHODS:
+            np.testing.assert_array_equal(parts[method].numpy(), whole[method].numpy())
+        np.testing.assert_array_equal(part_logits.numpy(), whole_logits.numpy())
+
+
+def test_explain_checked_returns_the_explained_classes(model, images):
+    saliency = SignedSaliency(model)
+    predicted = saliency.explain_checked(images, batch_size=4)
+    logits = np.asarray(model(images, training=False))
+    np.testing.assert_array_equal(predicted.targets.numpy(), logits.argmax(axis=1))
+    given = saliency.explain_checked(images, targets=[4, 3, 2, 1, 0, 0])
+    np.testing.assert_array_equal(given.targets.numpy(), [4, 3, 2, 1, 0, 0])
+
+
+def test_bad_batch_size(model, images):
+    with pytest.raises(ValueError, match="batch_size"):
+        SignedSaliency(model).explain(images, batch_size=0)
+    with pytest.raises(TypeError, match="batch_size"):
+        SignedSaliency(model).explain(images, batch_size=2.5)
+
+
+def test_calling_gives_the_five_maps(model, images):
+    saliency = SignedSaliency(model)
+    called, explained = saliency(images), saliency.explain(images)
+    assert list(called) == list(METHODS)
+    for method in METHODS:
+        np.testing.assert_array_equal(called[method].numpy(), explained[method].numpy())
+
+
+def test_traceable_methods_inside_a_tf_function(model, images):
+    saliency = SignedSaliency(model)
+
+    @tf.function(input_signature=[tf.TensorSpec((None, 8, 8, 3), tf.float32)])
+    def traced(x):
+        maps, logits, targets = saliency.explain_batch(x, methods=["positive", "active"])
+        return maps["positive"], maps["active"], saliency.logits(x), targets
+
+    positive, active, logits, targets = traced(tf.constant(images))
+    eager = saliency.explain(images, methods=["positive", "active"])
+    np.testing.assert_array_equal(positive.numpy(), eager["positive"].numpy())
+    np.testing.assert_array_equal(active.numpy(), eager["active"].numpy())
+    np.testing.assert_allclose(logits.numpy(), np.asarray(model(images, training=False)),
+                               rtol=1e-6, atol=1e-6)
+    assert saliency.num_classes(images) == 5 and targets.shape == (6,)

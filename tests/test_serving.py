@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -78,10 +79,17 @@ def test_fresh_process_gets_the_in_process_maps(tmp_path, rng):
         np.testing.assert_allclose(out[served], model(images), atol=1e-6, rtol=1e-6)
 
 
+def _saved_model_cli():
+    """TensorFlow's saved_model_cli: beside this Python (a virtual environment that is
+    not activated), else on PATH."""
+    beside = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    return beside if os.path.exists(beside) else shutil.which("saved_model_cli") or beside
+
+
 def test_saved_model_cli_lists_both_signatures(tmp_path):
     path = export(small_conv_net(), tmp_path / "signsal" / "1")
     result = subprocess.run(
-        ["saved_model_cli", "show", "--all", "--dir", path],
+        [_saved_model_cli(), "show", "--all", "--dir", path],
         env=_plain_environment(),
         capture_output=True,
         text=True,

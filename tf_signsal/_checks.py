@@ -27,7 +27,10 @@ def integer(name: str, value: Any, minimum: int | None = None) -> int:
     if not isinstance(value, numbers.Integral) or isinstance(value, bool):
         raise TypeError(f"`{name}` must be an integer, received {value!r}")
     if minimum is not None and value < minimum:
-        raise ValueError(f"`{name}` must be an integer >= {minimum}, received {value!r}")
+        kind = {0: "a non-negative integer", 1: "a positive integer"}.get(
+            minimum, f"an integer >= {minimum}"
+        )
+        raise ValueError(f"`{name}` must be {kind}, received {value!r}")
     return int(value)
 
 
@@ -210,36 +213,34 @@ def class_indices(
     """Return one class index per image as an int32 vector of length `size`.
 
     Accepts integer indices of shape (size,) or (size, 1) (as `keras.datasets` gives
-    labels) and floats that are whole numbers. With `one_hot`, rows (size, C), C > 1, are
-    one-hot (or probability) rows and give their argmax. Indices must lie in
-    [0, num_classes) when `num_classes` is given, and be non-negative otherwise.
+    labels). With `one_hot`, rows (size, C), C > 1, of numbers are one-hot (or
+    probability) rows and give their argmax. Indices must lie in [0, num_classes) when
+    `num_classes` is given, and be non-negative otherwise. Floats are refused (1.7 is
+    no class): cast whole-number labels with `.astype(int)`.
     """
     array = np.asarray(values)
-    if array.dtype.kind not in "iuf" or array.dtype == np.bool_:
-        raise TypeError(f"`{name}` must hold integer class indices, received dtype {array.dtype}")
     if array.ndim == 0:
         array = array.reshape(1)
     if array.ndim == 2 and array.shape[1] == 1:
         array = array[:, 0]
-    elif one_hot and array.ndim == 2 and array.shape[0] == size:
+    if one_hot and array.ndim == 2 and array.dtype.kind in "iuf" and array.shape[0] == size:
         if num_classes is not None and array.shape[1] != num_classes:
             raise ValueError(
                 f"`{name}` holds one-hot rows of {array.shape[1]} classes, but the model has "
                 f"{num_classes} classes"
             )
         array = array.argmax(axis=1)
+    if array.dtype.kind not in "iu":
+        raise TypeError(
+            f"`{name}` must hold integer class indices, received dtype {array.dtype}"
+            + (" (cast whole-number labels with .astype(int))" if array.dtype.kind == "f" else "")
+        )
     if array.shape != (size,):
         expected = f"({size},)" + (f" or one-hot rows ({size}, classes)" if one_hot else "")
         raise ValueError(
             f"`{name}` must hold one class index per image, shape {expected}, "
             f"received shape {array.shape}"
         )
-    if array.dtype.kind == "f":
-        if not np.all(np.isfinite(array)) or np.any(array != np.round(array)):
-            raise ValueError(
-                f"`{name}` must hold whole class indices, received non-integer values "
-                f"such as {array[~np.isfinite(array) | (array != np.round(array))][0]!r}"
-            )
     if array.size and (array.min() < 0 or (num_classes is not None and array.max() >= num_classes)):
         bound = f"[0, {num_classes})" if num_classes is not None else "non-negative"
         raise ValueError(

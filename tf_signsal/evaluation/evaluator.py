@@ -61,6 +61,23 @@ class DeletionCounts(NamedTuple):
     def __add__(self, other: DeletionCounts) -> DeletionCounts:  # type: ignore[override]
         return DeletionCounts(*(a + b for a, b in zip(self, other)))
 
+    # A strategy reduces one tensor per replica, not a record: the counts cross the
+    # replicas as one int64 vector [images, agree, correct, deleted], packed and
+    # unpacked here, side by side.
+    def pack(self) -> tf.Tensor:
+        """The counts as one int64 vector of 1 + 3 * K * P entries."""
+        return tf.concat(
+            [tf.reshape(tf.cast(c, tf.int64), (-1,)) for c in self], axis=0
+        )
+
+    @classmethod
+    def unpack(cls, vector: Any, num_pairs: int, num_fractions: int) -> DeletionCounts:
+        """Inverse of `pack`."""
+        vector = np.asarray(vector)
+        size = num_pairs * num_fractions
+        parts = np.split(vector[1:], [size, 2 * size])
+        return cls(vector[0], *(p.reshape(num_pairs, num_fractions) for p in parts))
+
     def to_result(
         self, pairs: Sequence[Pair], fractions: Sequence[float], num_pixels: int, has_labels: bool
     ) -> AllegianceResult:
@@ -415,10 +432,9 @@ class AllegianceEvaluator:
 
         def replica_step(element):
             images, labels = self._split(element)
-            counts = self._batch_counts(_checks.as_image_batch(images, "data"), labels)
-            return DeletionCounts(*(tf.constant(c) for c in counts))
+            return self._batch_counts(_checks.as_image_batch(images, "data"), labels).pack()
 
         for element in distributed:
             per_replica = strategy.run(replica_step, args=(element,))
             reduced = strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
-            yield DeletionCounts(*(c.numpy() for c in reduced))
+            yield DeletionCounts.unpack(reduced.numpy(), len(self.pairs), len(self.fractions))
