@@ -37,6 +37,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -58,16 +59,39 @@ from tf_signsal import (  # noqa: E402
     plotting,
     training,
 )
-from tf_signsal._io import save_atomic, write_atomic  # noqa: E402
-from tf_signsal.evaluation import AllegianceResult  # noqa: E402
+from tf_signsal.evaluation import RANDOM_PAIRS, AllegianceResult  # noqa: E402
 
-RANDOM_PAIRS = (("random", "black"), ("random", "white"))
 BUILD_NAMES = {  # run's model -> examples/train.py's model name
     ("paper_cnn", "scratch"): "paper_cnn",
     ("resnet18", "scratch"): "resnet18",
     ("resnet18", "pre-trained, frozen"): "resnet18_probe",
     ("convnext_tiny", "pre-trained, frozen"): "convnext_probe",
 }
+
+
+def replace_atomically(path: str, write: Callable[[str], object]) -> None:
+    """Call `write(temporary_path)`, then rename the temporary file onto `path`: a reader, or a
+    rerun after an interruption, never finds a half-written file. The temporary file sits in
+    the same folder (so the rename is atomic) and keeps the extension (`model.save` wants
+    ".keras")."""
+    folder, name = os.path.split(path)
+    temporary = os.path.join(folder, f".partial-{os.getpid()}-{name}")
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+def write_json(path: str, record: dict, indent: int) -> None:
+    """`record` as JSON at `path`, written atomically."""
+
+    def write(temporary: str) -> None:
+        with open(temporary, "w", encoding="utf-8") as handle:
+            json.dump(record, handle, indent=indent)
+
+    replace_atomically(path, write)
 
 
 def run_model(args: argparse.Namespace, input_shape: tuple[int, int, int]) -> keras.Model:
@@ -112,8 +136,8 @@ def import_torch_run(args: argparse.Namespace, out: str,
         state.update(np.load(path))
     model = run_model(args, input_shape)
     models.load_torch_state(model, state)
-    save_atomic(os.path.join(out, "model.keras"), model.save)
-    write_atomic(os.path.join(out, "history.json"), json.dumps(record, indent=2).encode())
+    replace_atomically(os.path.join(out, "model.keras"), model.save)
+    write_json(os.path.join(out, "history.json"), record, indent=2)
 
 
 def every_kth(dataset: tf.data.Dataset, k: int, batch_size: int = 128) -> tf.data.Dataset:
@@ -127,7 +151,7 @@ def curves_figure(result: AllegianceResult, run: str, title: str, with_paper: bo
     axes = figure.subplots(1, 2)
     for axis, fill in zip(axes, ("black", "white")):
         pairs = [pair for pair in result.pairs if pair[1] == fill]
-        result.plot(ax=axis, pairs=pairs, title=f"{fill} deletion")
+        plotting.plot_allegiance(result, ax=axis, title=f"{fill} deletion", pairs=pairs)
         if with_paper:
             for line, pair in zip(list(axis.lines), pairs):
                 paper = CURVES.get(run, {}).get(f"{pair[0]}/{fill}")
@@ -218,7 +242,7 @@ def main(argv: list[str] | None = None) -> None:
         **{key: history[key] for key in ("framework", "device") if key in history},
         "eval_seconds": eval_seconds,
     }
-    write_atomic(os.path.join(out, f"results{suffix}.json"), json.dumps(record, indent=1).encode())
+    write_json(os.path.join(out, f"results{suffix}.json"), record, indent=1)
     title = (f"{args.run}: {args.epochs} epochs, seed {args.seed}, {args.split} split, "
              f"{result.n_images} images, accuracy {record['accuracy']:.3f}")
     plotting.save_figure(curves_figure(result, args.run, title, args.split == "test"),

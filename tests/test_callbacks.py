@@ -4,6 +4,7 @@ training left exactly as it is without them."""
 import csv
 import os
 import warnings
+from types import SimpleNamespace
 
 import keras
 import numpy as np
@@ -75,80 +76,115 @@ def image_summaries(log_dir):
     return found
 
 
-@pytest.mark.parametrize("kind", ["sequential", "functional"])
-def test_maps_callback_during_fit(kind, data, tmp_path):
+@pytest.fixture(scope="module", params=["sequential", "functional"])
+def run(request, data, tmp_path_factory):
+    """One fit of 2 epochs with both callbacks and a CSVLogger after them, read by the tests
+    below: each checks one property of what it left."""
+    kind = request.param
     x, y = data
+    folder = tmp_path_factory.mktemp(f"run_{kind}")
     probe, labels = x[:3], y[:3]
     untrained = SignedSaliency(bn_net(kind)).explain(probe)
     model = bn_net(kind)
     names = ["a", "b", "c"]
-    maps_cb = callbacks.SaliencyMapsCallback(probe, tmp_path, labels=labels, class_names=names)
+    maps_cb = callbacks.SaliencyMapsCallback(probe, folder, labels=labels, class_names=names)
     held_out = (x[32:], y[32:])
-    allegiance = callbacks.AllegianceCallback(held_out, save_dir=tmp_path / "curves")
-    csv_path = tmp_path / "log.csv"
+    allegiance = callbacks.AllegianceCallback(held_out, save_dir=folder / "curves")
+    csv_path = folder / "log.csv"
     history = fit(
         model,
         data,
         [maps_cb, allegiance, keras.callbacks.CSVLogger(str(csv_path))],
         validation_data=(x[:16], y[:16]),
     )
+    logged = {}
+    for epoch in (0, 1, 2):
+        with np.load(folder / f"epoch_{epoch:04d}.npz") as npz:
+            logged[epoch] = {k: npz[k] for k in npz.files}
+    return SimpleNamespace(
+        folder=folder,
+        model=model,
+        probe=probe,
+        labels=labels,
+        names=names,
+        untrained=untrained,
+        held_out=held_out,
+        allegiance=allegiance,
+        history=history,
+        csv_path=csv_path,
+        logged=logged,
+    )
 
+
+def test_aucs_are_logged_once_per_epoch_in_history_and_csv(run):
     # AUCs: one per epoch in History and in the CSV written after the callback.
+    allegiance = run.allegiance
     assert allegiance.evaluated_epochs == [1, 2]
-    with open(csv_path) as file:
+    with open(run.csv_path) as file:
         rows = list(csv.DictReader(file))
     for method, fill in PAPER_PAIRS:
         key = f"allegiance_auc_{method}_{fill}"
         expected = [allegiance.results[e].auc[(method, fill)] for e in (1, 2)]
-        assert history.history[key] == expected
+        assert run.history.history[key] == expected
         assert [float(row[key]) for row in rows] == pytest.approx(expected, abs=1e-12)
         assert all(0.0 <= v <= 0.9 + 1e-9 for v in expected)
+
+
+def test_allegiance_curves_are_saved_per_epoch(run):
     for epoch in (1, 2):
-        saved = AllegianceResult.load_json(tmp_path / "curves" / f"epoch_{epoch:04d}.json")
-        assert saved == allegiance.results[epoch]
+        saved = AllegianceResult.load_json(run.folder / "curves" / f"epoch_{epoch:04d}.json")
+        assert saved == run.allegiance.results[epoch]
+
+
+def test_last_aucs_are_those_of_the_trained_model(run):
     # The last epoch's AUCs are those of the trained model, recomputed now
     # (deletion does flip predictions here, so the comparison has teeth).
-    assert min(allegiance.results[2].auc.values()) < 0.9
-    assert allegiance.results[2].auc == AllegianceEvaluator(model).evaluate(held_out, verbose=0).auc
+    results = run.allegiance.results
+    assert min(results[2].auc.values()) < 0.9
+    assert results[2].auc == AllegianceEvaluator(run.model).evaluate(run.held_out, verbose=0).auc
 
-    files = sorted(os.listdir(tmp_path))
+
+def test_map_files_are_written_for_every_logged_epoch(run):
+    files = sorted(os.listdir(run.folder))
     for epoch in (0, 1, 2):
         assert f"epoch_{epoch:04d}.png" in files
         assert f"epoch_{epoch:04d}.npz" in files
     assert not [f for f in files if f.endswith(".tmp")]
-
-    png = imread(tmp_path / "epoch_0001.png")
+    png = imread(run.folder / "epoch_0001.png")
     assert png.ndim == 3 and png.shape[0] > 100 and png.shape[1] > 100
 
-    logged = {}
-    for epoch in (0, 1, 2):
-        with np.load(tmp_path / f"epoch_{epoch:04d}.npz") as npz:
-            logged[epoch] = {k: npz[k] for k in npz.files}
-    final = logged[2]
+
+def test_npz_holds_the_probe_batch_and_its_maps(run):
+    final = run.logged[2]
     expected_keys = {*METHODS, "logits", "predictions", "images", "labels", "epoch", "class_names"}
     assert set(final) == expected_keys
     assert int(final["epoch"]) == 2
-    np.testing.assert_array_equal(final["images"], probe)
-    np.testing.assert_array_equal(final["labels"], labels)
-    assert list(final["class_names"]) == names
+    np.testing.assert_array_equal(final["images"], run.probe)
+    np.testing.assert_array_equal(final["labels"], run.labels)
+    assert list(final["class_names"]) == run.names
     assert final["logits"].shape == (3, NUM_CLASSES)
     np.testing.assert_array_equal(final["predictions"], np.argmax(final["logits"], axis=1))
     for method in METHODS:
         assert final[method].shape == (3, 8, 8)
         assert final[method].min() >= 0.0 and final[method].max() <= 1.0
 
+
+def test_each_epochs_maps_are_those_of_its_weights(run):
     # Each file holds the maps of that epoch's weights: before training, the
     # untrained model's; at the end, those of the trained model recomputed now.
-    recomputed, logits = SignedSaliency(model).explain_with_logits(probe)
+    logged, final = run.logged, run.logged[2]
+    recomputed, logits = SignedSaliency(run.model).explain_with_logits(run.probe)
     np.testing.assert_allclose(final["logits"], logits.numpy(), rtol=1e-5, atol=1e-6)
     for method in METHODS:
         np.testing.assert_allclose(final[method], recomputed[method].numpy(), atol=1e-5)
-        np.testing.assert_allclose(logged[0][method], untrained[method].numpy(), atol=1e-5)
+        np.testing.assert_allclose(logged[0][method], run.untrained[method].numpy(), atol=1e-5)
     # ...so training changed them (the traced functions read the live weights).
     assert not np.allclose(logged[0]["standard"], logged[2]["standard"], atol=1e-3)
     assert not np.allclose(logged[1]["logits"], logged[2]["logits"], atol=1e-4)
 
-    summaries = image_summaries(tmp_path)
+
+def test_tensorboard_gets_the_maps_of_every_logged_epoch_and_the_inputs_once(run):
+    summaries = image_summaries(run.folder)
     for method in METHODS:
         assert sorted(summaries[f"maps/{method}"]) == [0, 1, 2]
     assert summaries["maps/inputs"] == [0]
@@ -244,23 +280,37 @@ def test_failed_write_leaves_no_partial_file(data, tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == []
 
 
-def test_argument_validation(images):
-    with pytest.raises(ValueError, match="formats"):
-        callbacks.SaliencyMapsCallback(images, "logs", formats=["png", "gif"])
-    with pytest.raises(ValueError, match="every_n_epochs"):
-        callbacks.SaliencyMapsCallback(images, "logs", every_n_epochs=0)
-    with pytest.raises(TypeError, match="every_n_epochs"):
-        callbacks.SaliencyMapsCallback(images, "logs", every_n_epochs=1.5)
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"formats": ["png", "gif"]}, ValueError, "formats"),
+        ({"every_n_epochs": 0}, ValueError, "every_n_epochs"),
+        ({"every_n_epochs": 1.5}, TypeError, "every_n_epochs"),
+        ({"labels": [0, 1]}, ValueError, "labels"),
+        ({"labels": [-1] * 6}, ValueError, "labels"),
+        ({"labels": [0.0] * 6}, TypeError, "labels"),
+        ({"labels": ["a"] * 6}, TypeError, "labels"),
+        ({"targets": [0]}, ValueError, "targets"),
+        ({"methods": ["upside_down"]}, ValueError, "methods"),
+    ],
+)
+def test_maps_callback_checks_its_arguments(images, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        callbacks.SaliencyMapsCallback(images, "logs", **kwargs)
+
+
+def test_maps_callback_checks_its_probe_images(images):
     with pytest.raises(ValueError, match="rank 4"):
         callbacks.SaliencyMapsCallback(images[0], "logs")
-    with pytest.raises(ValueError, match="labels"):
-        callbacks.SaliencyMapsCallback(images, "logs", labels=[0, 1])
-    with pytest.raises(ValueError, match="targets"):
-        callbacks.SaliencyMapsCallback(images, "logs", targets=[0])
-    with pytest.raises(ValueError, match="methods"):
-        callbacks.SaliencyMapsCallback(images, "logs", methods=["upside_down"])
     with pytest.raises(ValueError, match="images"):
         callbacks.SaliencyMapsCallback(images[:0], "logs")
+
+
+def test_maps_callback_takes_labels_as_keras_datasets_gives_them(images):
+    labels = np.array([[2], [0], [1], [1], [0], [2]], dtype=np.uint8)  # (B, 1)
+    maps_cb = callbacks.SaliencyMapsCallback(images, "logs", labels=labels)
+    np.testing.assert_array_equal(maps_cb.labels, labels[:, 0])
+    assert maps_cb.labels.dtype == np.int64
 
 
 def test_map_evolution_of_a_logged_run(data, tmp_path):
@@ -332,14 +382,30 @@ def test_allegiance_save_dir_io_error_warns(data, tmp_path):
     assert len(history.history[AUC_KEYS[0]]) == 1
 
 
-def test_allegiance_argument_validation(data):
-    x = data[0][:8]
-    with pytest.raises(ValueError, match="every_n_epochs"):
-        callbacks.AllegianceCallback(x, every_n_epochs=0)
-    with pytest.raises(ValueError, match="prefix"):
-        callbacks.AllegianceCallback(x, prefix="")
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"every_n_epochs": 0}, ValueError, "every_n_epochs"),
+        ({"every_n_epochs": 1.5}, TypeError, "every_n_epochs"),
+        ({"prefix": ""}, ValueError, "prefix"),
+        ({"prefix": 3}, TypeError, "prefix"),
+        ({"pairs": [("sideways", "black")]}, ValueError, "sideways"),
+        ({"pairs": []}, ValueError, "pairs"),
+        ({"pairs": [("positive", "grey")]}, ValueError, "fill"),
+        ({"fractions": [0.5, 0.1]}, ValueError, "fractions"),
+        ({"fractions": [1.0]}, ValueError, "fractions"),
+        ({"batch_size": 0}, ValueError, "batch_size"),
+        ({"batch_size": 2.0}, TypeError, "batch_size"),
+        ({"value_range": (1.0, 0.0)}, ValueError, "value_range"),
+        ({"value_range": None}, TypeError, "value_range"),
+    ],
+)
+def test_allegiance_callback_checks_its_arguments_when_made(data, kwargs, error, match):
+    # Before `fit`: a wrong argument fails where it is written, not when training starts.
+    with pytest.raises(error, match=match):
+        callbacks.AllegianceCallback(data[0][:8], **kwargs)
+
+
+def test_allegiance_evaluate_needs_a_model(data):
     with pytest.raises(RuntimeError, match="set_model"):
-        callbacks.AllegianceCallback(x).evaluate()
-    bad_pairs = callbacks.AllegianceCallback(x, pairs=[("sideways", "black")])
-    with pytest.raises(ValueError, match="sideways"):
-        bad_pairs.set_model(bn_net())
+        callbacks.AllegianceCallback(data[0][:8]).evaluate()

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import write_image_tree
 from reference import torch_state_of
-from tf_signsal import models
+from tf_signsal import data, models
 from tf_signsal.evaluation import trapezoid_auc
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "examples"))
@@ -45,8 +45,6 @@ def test_reproduce_paper_writes_a_run_and_reloads_it(cifar_tree, tmp_path, capsy
         assert record["auc"][name] == pytest.approx(trapezoid_auc(record["fractions"], curve))
 
     # The accuracy is the saved model's on the test images, computed plainly here.
-    from tf_signsal import data
-
     model = keras.saving.load_model(out / "model.keras")
     correct = [np.argmax(model(x, training=False), -1) == y.numpy()
                for x, y in data.load("cifar10", "test", data_dir=cifar_tree)]

@@ -236,6 +236,8 @@ def test_models_output_logits_not_probabilities(build, rng):
 def test_bad_arguments(builder):
     with pytest.raises(ValueError, match="input_shape"):
         builder((32, 32), 10)
+    with pytest.raises(ValueError, match="input_shape"):
+        builder((None, None, 3), 10)
     with pytest.raises(ValueError, match="num_classes"):
         builder((32, 32, 3), 0)
 

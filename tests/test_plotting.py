@@ -63,6 +63,13 @@ def test_maps_grid_subset_raw_maps_and_no_images(maps):
             np.testing.assert_allclose(column[r], (m - m.min()) / (m.max() - m.min()), atol=1e-6)
 
 
+def test_maps_grid_raw_constant_map_shows_as_zero(maps):
+    raw = {"standard": np.full((3, 8, 8), 4.0), "positive": maps["positive"] * 3.0}
+    figure = plotting.plot_maps_grid(None, raw, methods=["standard"], normalized=False)
+    for picture in _cells(figure, 3)[0]:
+        np.testing.assert_array_equal(picture, 0.0)
+
+
 def test_maps_grid_single_channel_image(rng, maps):
     gray = rng.random((3, 8, 8, 1), dtype=np.float32)
     figure = plotting.plot_maps_grid(gray, maps, methods=["standard"])
@@ -150,6 +157,10 @@ def test_map_evolution_errors(tmp_path, rng):
         plotting.plot_map_evolution(tmp_path, 0, "active")
     with pytest.raises(ValueError, match="image_index"):
         plotting.plot_map_evolution(tmp_path, 2, "positive")
+    with pytest.raises(ValueError, match="image_index"):
+        plotting.plot_map_evolution(tmp_path, -1, "positive")
+    with pytest.raises(TypeError, match="image_index"):
+        plotting.plot_map_evolution(tmp_path, 1.0, "positive")
 
 
 def test_save_figure_writes_png_atomically(tmp_path, maps, monkeypatch):
@@ -186,3 +197,11 @@ def test_plots_in_a_thread(tmp_path, images, maps):
     thread.join()
     assert not errors
     assert (tmp_path / "t.png").stat().st_size > 0
+
+
+def test_map_evolution_shows_a_gray_image_unstretched(tmp_path, rng):
+    gray = rng.uniform(0.2, 0.6, (2, 4, 4, 1)).astype(np.float32)
+    _write_epoch(tmp_path, 0, {"positive": rng.random((2, 4, 4))}, [0, 1], gray)
+    shown = plotting.plot_map_evolution(tmp_path, 1, "positive").get_axes()[0].images[0]
+    np.testing.assert_array_equal(shown.get_array(), gray[1, ..., 0])
+    assert shown.get_clim() == (0.0, 1.0)

@@ -16,6 +16,7 @@ import sys
 import numpy as np
 import pytest
 
+from conftest import write_image_tree
 from tf_signsal import models
 
 if importlib.util.find_spec("torch") is None or importlib.util.find_spec("torchvision") is None:
@@ -25,8 +26,6 @@ EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__
 sys.path.insert(0, EXAMPLES)
 
 import reproduce_paper  # noqa: E402
-
-from conftest import write_image_tree  # noqa: E402
 
 CHILD = """
 import json, sys

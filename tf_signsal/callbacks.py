@@ -26,6 +26,7 @@ import tensorflow as tf
 from tf_signsal import _checks, plotting
 from tf_signsal._io import write_atomic
 from tf_signsal.evaluation import (
+    DELETION_METHODS,
     PAPER_FRACTIONS,
     PAPER_PAIRS,
     AllegianceEvaluator,
@@ -42,12 +43,13 @@ FORMATS: tuple[str, ...] = ("png", "npz", "tensorboard")
 _IO_ERRORS = (OSError, tf.errors.OpError)
 
 
-def _check_every_n_epochs(every_n_epochs: Any) -> int:
-    if isinstance(every_n_epochs, bool) or not isinstance(every_n_epochs, (int, np.integer)):
-        raise TypeError(f"`every_n_epochs` must be a positive integer, received {every_n_epochs!r}")
-    if every_n_epochs < 1:
-        raise ValueError(f"`every_n_epochs` must be >= 1, received {every_n_epochs}")
-    return int(every_n_epochs)
+def _check_prefix(prefix: Any) -> str:
+    """A non-empty string: TypeError for another type, ValueError for ""."""
+    if not isinstance(prefix, str):
+        raise TypeError(f"`prefix` must be a non-empty string, received {prefix!r}")
+    if not prefix:
+        raise ValueError(f"`prefix` must be a non-empty string, received {prefix!r}")
+    return prefix
 
 
 def _warn_io(callback: str, what: str, error: Exception) -> None:
@@ -100,7 +102,8 @@ class SaliencyMapsCallback(keras.callbacks.Callback):
             training, is always written).
         formats: any of "png", "npz", "tensorboard".
         class_names: optional class names, used in the figure titles.
-        labels: optional true class index of each probe image.
+        labels: optional true class index of each probe image, shape (B,) or
+            (B, 1) (as `keras.datasets` gives them).
 
     Example:
         >>> maps_cb = SaliencyMapsCallback(x_test[:8], "logs/maps", labels=y_test[:8],
@@ -128,22 +131,14 @@ class SaliencyMapsCallback(keras.callbacks.Callback):
         self.log_dir = os.fspath(log_dir)
         self.methods = _checks.check_choices("methods", methods, METHODS)
         self.targets = None if targets is None else _checks.class_indices("targets", targets, batch)
-        self.every_n_epochs = _check_every_n_epochs(every_n_epochs)
+        self.every_n_epochs = _checks.positive_int("every_n_epochs", every_n_epochs)
         self.formats = _checks.check_choices("formats", formats, FORMATS)
         self.class_names = None if class_names is None else [str(n) for n in class_names]
-        self.labels = None
-        if labels is not None:
-            labels = np.asarray(labels)
-            if labels.dtype.kind not in "iu":
-                raise TypeError(
-                    f"`labels` must hold integer class indices, received dtype {labels.dtype}"
-                )
-            if labels.shape != (batch,):
-                raise ValueError(
-                    f"`labels` must hold one class index per probe image, shape ({batch},), "
-                    f"received shape {labels.shape}"
-                )
-            self.labels = labels.astype(np.int64)
+        self.labels = (
+            None
+            if labels is None
+            else _checks.class_indices("labels", labels, batch).astype(np.int64)
+        )
         self._saliency: SignedSaliency | None = None
         self._writer: Any = None
         self._inputs_logged = False
@@ -266,14 +261,17 @@ class AllegianceCallback(keras.callbacks.Callback):
     has the AUC columns ("NA" on the other epochs).
 
     The evaluation runs in inference mode and leaves training as it is
-    without the callback.
+    without the callback. Every argument but `data` is checked here, when the
+    callback is made; `data` is checked by the evaluator at the first
+    evaluation.
 
     Args:
         data: the held-out set, as `AllegianceEvaluator.evaluate` takes it:
             images, (images, labels) arrays, or a finite `tf.data.Dataset`.
             Keep it small (a few hundred images): it is evaluated every time.
         every_n_epochs: evaluate after every n-th epoch.
-        pairs: (method, fill) pairs; the paper's six by default.
+        pairs: (method, fill) pairs, methods from `DELETION_METHODS` (the five
+            maps and the "random" control); the paper's six by default.
         fractions: deletion fractions; the paper's 13 by default.
         prefix: prefix of the log keys.
         save_dir: optional folder for each evaluated epoch's full curves, as
@@ -284,6 +282,8 @@ class AllegianceCallback(keras.callbacks.Callback):
 
     Attributes:
         results: {epoch: AllegianceResult} of the evaluated epochs (1-based).
+        pairs, fractions, batch_size, value_range: the checked arguments, as
+            the evaluator gets them.
 
     Example:
         >>> allegiance = AllegianceCallback((x_val[:256], y_val[:256]), save_dir="logs/allegiance")
@@ -306,17 +306,14 @@ class AllegianceCallback(keras.callbacks.Callback):
         value_range: tuple[float, float] = (0.0, 1.0),
     ):
         super().__init__()
-        if not isinstance(prefix, str) or not prefix:
-            raise ValueError(f"`prefix` must be a non-empty string, received {prefix!r}")
         self.data = data
-        self.every_n_epochs = _check_every_n_epochs(every_n_epochs)
-        self.prefix = prefix
+        self.every_n_epochs = _checks.positive_int("every_n_epochs", every_n_epochs)
+        self.pairs = _checks.pairs(pairs, DELETION_METHODS)
+        self.fractions = _checks.fractions(fractions)
+        self.prefix = _check_prefix(prefix)
         self.save_dir = None if save_dir is None else os.fspath(save_dir)
-        # The evaluator (which checks these) needs the model: built in set_model,
-        # that is when `fit` starts, before any training step.
-        self._settings = dict(
-            fractions=fractions, pairs=pairs, batch_size=batch_size, value_range=value_range
-        )
+        self.batch_size = _checks.positive_int("batch_size", batch_size)
+        self.value_range = _checks.value_range(value_range)
         self.results: dict[int, AllegianceResult] = {}
         self._evaluator: AllegianceEvaluator | None = None
         self._first_epoch = True
@@ -333,8 +330,16 @@ class AllegianceCallback(keras.callbacks.Callback):
     def set_model(self, model):
         super().set_model(model)
         if self._evaluator is None or self._evaluator.model is not model:
-            # Built once per model: its traced functions read the live weights.
-            self._evaluator = AllegianceEvaluator(model, **self._settings)
+            # The evaluator needs the model, so it is built here, when `fit` starts (the
+            # arguments were checked in __init__); once per model, as its traced
+            # functions read the live weights.
+            self._evaluator = AllegianceEvaluator(
+                model,
+                fractions=self.fractions,
+                pairs=self.pairs,
+                batch_size=self.batch_size,
+                value_range=self.value_range,
+            )
 
     def on_train_begin(self, logs=None):
         self._first_epoch = True

@@ -23,11 +23,12 @@ import json
 import math
 import os
 from collections.abc import Mapping
+from typing import Any
 
 import keras
 import numpy as np
 
-from tf_signsal._checks import positive_int
+from tf_signsal import _checks
 
 _CONVNEXT_WEIGHTS_URL = (
     "https://storage.googleapis.com/tensorflow/keras-applications/convnext/convnext_tiny.h5"
@@ -373,13 +374,12 @@ def _torch_init(fan_in: int) -> dict:
     }
 
 
-def _check_shape_and_classes(input_shape, num_classes):
-    shape = tuple(input_shape) if isinstance(input_shape, (tuple, list)) else None
-    if shape is None or len(shape) != 3 or not all(
-        isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in shape
-    ):
+def _check_shape_and_classes(input_shape: Any, num_classes: Any) -> None:
+    """(height, width, channels) positive integers, the size the model is built for."""
+    shape = _checks.image_shape(input_shape, "input_shape")
+    if None in shape:
         raise ValueError(
-            f"`input_shape` must be (height, width, channels) with positive integers, "
+            f"`input_shape` must give the height and width the model is built for, "
             f"received {input_shape!r}"
         )
-    positive_int("num_classes", num_classes)
+    _checks.positive_int("num_classes", num_classes)

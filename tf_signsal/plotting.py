@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from tf_signsal import _checks
 from tf_signsal._io import write_atomic
 from tf_signsal.evaluation import DELETION_METHODS, AllegianceResult, Pair, pair_name
-from tf_signsal.maps import METHODS
+from tf_signsal.maps import METHODS, normalize_maps
 
 #: The file name of one logged epoch, `epoch_0003.npz` and so on.
 EPOCH_FILE = "epoch_{epoch:04d}.{ext}"
@@ -32,14 +32,11 @@ def _to_numpy(value: Any) -> np.ndarray:
     return value.numpy() if hasattr(value, "numpy") else np.asarray(value)
 
 
-def _show(axis: Any, picture: np.ndarray, **kwargs: Any) -> Any:
-    # Keep the axis (so a ylabel can title the row) but hide its ticks and frame.
-    shown = axis.imshow(picture, interpolation="nearest", **kwargs)
-    axis.set_xticks([])
-    axis.set_yticks([])
-    for spine in axis.spines.values():
-        spine.set_visible(False)
-    return shown
+def _show(axis: Any, picture: np.ndarray, title: str, fontsize: float, **kwargs: Any) -> None:
+    """One picture on its own axes, without ticks or frame, under its title."""
+    axis.imshow(picture, interpolation="nearest", **kwargs)
+    axis.set_axis_off()
+    axis.set_title(title, fontsize=fontsize)
 
 
 def _as_picture(image: np.ndarray) -> np.ndarray:
@@ -152,7 +149,9 @@ def plot_maps_grid(
         columns.append(("image", _stack(_as_rgba(images), gap, fill=0.0), {}))
     colormap = matplotlib.colormaps[cmap].with_extremes(bad=(0.0, 0.0, 0.0, 0.0))
     for method in methods:
-        shown = arrays[method] if normalized else _rescale(arrays[method])
+        shown = arrays[method]
+        if not normalized:  # the package's own per-map min-max: a constant map shows as 0
+            shown = normalize_maps(np.asarray(shown, np.float32)).numpy()
         columns.append((method, _stack(shown, gap), {"cmap": colormap, "vmin": 0.0, "vmax": 1.0}))
 
     left, top = (0.55 if titles is not None else 0.1), (0.6 if suptitle else 0.35)
@@ -167,9 +166,7 @@ def plot_maps_grid(
     )
     axes = figure.subplots(1, len(columns), squeeze=False)[0]
     for axis, (header, picture, style) in zip(axes, columns):
-        axis.imshow(picture, interpolation="nearest", **style)
-        axis.set_axis_off()
-        axis.set_title(header, fontsize=9)
+        _show(axis, picture, header, 9, **style)
     if titles is not None:
         for row, title in enumerate(titles):
             centre = row * (shape[1] + gap) + shape[1] / 2
@@ -195,13 +192,6 @@ def _as_rgba(images: np.ndarray) -> np.ndarray:
     images = np.clip(images, 0.0, 1.0)
     rgb = np.repeat(images, 3, axis=-1) if images.shape[-1] == 1 else images[..., :3]
     return np.concatenate([rgb, np.ones_like(rgb[..., :1])], axis=-1)
-
-
-def _rescale(maps: np.ndarray) -> np.ndarray:
-    """Each map min-max scaled to [0, 1] for display (a constant map shows as 0)."""
-    low = maps.min(axis=(1, 2), keepdims=True)
-    span = maps.max(axis=(1, 2), keepdims=True) - low
-    return np.where(span > 0, (maps - low) / np.where(span > 0, span, 1.0), 0.0)
 
 
 def logged_epochs(log_dir: str | os.PathLike) -> list[tuple[int, str]]:
@@ -241,6 +231,7 @@ def plot_map_evolution(
         >>> fig = plot_map_evolution("logs/maps", image_index=3, method="positive")
         >>> save_figure(fig, "evolution.png")
     """
+    image_index = _checks.non_negative_int("image_index", image_index)
     epochs = logged_epochs(log_dir)
     if not epochs:
         raise ValueError(f"`log_dir` {os.fspath(log_dir)!r} holds no epoch_NNNN.npz file")
@@ -253,7 +244,7 @@ def plot_map_evolution(
                     f"`method` must be one of the logged maps {logged}, received {method!r}"
                 )
             batch = data[method].shape[0]
-            if not isinstance(image_index, (int, np.integer)) or not 0 <= image_index < batch:
+            if image_index >= batch:
                 raise ValueError(
                     f"`image_index` must be an integer in [0, {batch}), received {image_index!r}"
                 )
@@ -266,11 +257,11 @@ def plot_map_evolution(
     figure = Figure(figsize=(cell_size * columns + 0.4, cell_size + 0.8), layout="constrained")
     axes = list(figure.subplots(1, columns, squeeze=False)[0])
     if image is not None:
-        _show(axes[0], _as_picture(image), cmap="gray")
-        axes.pop(0).set_title("image", fontsize=9)
+        # A one-channel image in true gray, as in `plot_maps_grid` (not stretched to its range).
+        _show(axes.pop(0), _as_picture(image), "image", 9, cmap="gray", vmin=0.0, vmax=1.0)
     for axis, (epoch, saliency, predicted) in zip(axes, frames):
-        _show(axis, saliency, cmap=cmap, vmin=0.0, vmax=1.0)
-        axis.set_title(f"epoch {epoch}\npred: {class_label(predicted, class_names)}", fontsize=8)
+        title = f"epoch {epoch}\npred: {class_label(predicted, class_names)}"
+        _show(axis, saliency, title, 8, cmap=cmap, vmin=0.0, vmax=1.0)
     figure.suptitle(f"{method} map of image {image_index}", fontsize=10)
     return figure
 
