@@ -21,11 +21,15 @@ FILLS: tuple[str, ...] = ("black", "white")
 # ----------------------------------------------------------------------------- numbers
 
 
-def integer(name: str, value: Any, minimum: int | None = None) -> int:
-    """`value` as an int: TypeError unless it is an integer (not a bool), ValueError below
-    `minimum`."""
+def integer(
+    name: str, value: Any, minimum: int | None = None, maximum: int | None = None
+) -> int:
+    """`value` as an int: TypeError unless it is an integer (not a bool), ValueError
+    outside [minimum, maximum]."""
     if not isinstance(value, numbers.Integral) or isinstance(value, bool):
         raise TypeError(f"`{name}` must be an integer, received {value!r}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"`{name}` must be an integer <= {maximum}, received {value!r}")
     if minimum is not None and value < minimum:
         kind = {0: "a non-negative integer", 1: "a positive integer"}.get(
             minimum, f"an integer >= {minimum}"
@@ -62,15 +66,19 @@ def value_range(value: Any, name: str = "value_range") -> tuple[float, float]:
     return low, high
 
 
-def fractions(values: Any, name: str = "fractions") -> tuple[float, ...]:
-    """A non-empty, strictly increasing sequence of numbers in [0, 1)."""
+def fractions(values: Any, name: str = "fractions", at_least: int = 1) -> tuple[float, ...]:
+    """A strictly increasing sequence of at least `at_least` numbers in [0, 1)."""
     if isinstance(values, str) or not isinstance(values, (Sequence, np.ndarray)):
         raise TypeError(f"`{name}` must be a sequence of numbers in [0, 1), received {values!r}")
     if not all(is_real(p) or isinstance(p, np.floating) for p in values):
         raise TypeError(f"`{name}` must be a sequence of numbers in [0, 1), received {values!r}")
     checked = tuple(float(p) for p in values)
-    if not checked:
-        raise ValueError(f"`{name}` must hold at least one fraction, received an empty sequence")
+    if len(checked) < at_least:
+        why = " (an area under the curve needs two points)" if at_least == 2 else ""
+        raise ValueError(
+            f"`{name}` must hold at least {at_least} fraction{'s' if at_least > 1 else ''}"
+            f"{why}, received {list(checked)}"
+        )
     bad = [p for p in checked if not (0.0 <= p < 1.0)]
     if bad:
         raise ValueError(f"`{name}` must lie in [0, 1), received {list(checked)} (bad: {bad})")
@@ -127,6 +135,13 @@ def as_image_batch(images: Any, name: str = "images") -> tf.Tensor:
     """Return `images` as a finite float32 tensor of shape (B, H, W, channels)."""
     if isinstance(images, tf.data.Dataset):
         raise TypeError(f"`{name}` must be an array or tensor here, received a tf.data.Dataset")
+    if images is None or isinstance(images, (str, bytes, dict)) or not (
+        hasattr(images, "dtype") or isinstance(images, (list, tuple))
+    ):
+        raise TypeError(
+            f"`{name}` must be a float array or tensor of images (batch, height, width, "
+            f"channels), received {type(images).__name__}"
+        )
     try:
         dtype = tf.as_dtype(images.dtype) if hasattr(images, "dtype") else None
     except TypeError:
@@ -140,7 +155,10 @@ def as_image_batch(images: Any, name: str = "images") -> tf.Tensor:
             f"received dtype {dtype.name}; scale it first, e.g. images / 255.0"
         )
     if not dtype.is_floating:
-        raise TypeError(f"`{name}` must be a float array, received dtype {dtype.name}")
+        raise TypeError(
+            f"`{name}` must be a float array of images, received {type(images).__name__} "
+            f"of dtype {dtype.name}"
+        )
     images = tf.convert_to_tensor(images, dtype=tf.float32)
     if images.shape.rank != 4:
         raise ValueError(
@@ -150,6 +168,16 @@ def as_image_batch(images: Any, name: str = "images") -> tf.Tensor:
     if not bool(tf.reduce_all(tf.math.is_finite(images))):
         raise ValueError(f"`{name}` contains NaN or Inf pixels; every pixel must be finite")
     return images
+
+
+def finite_dataset(dataset: tf.data.Dataset, name: str) -> tf.data.Dataset:
+    """Refuse a dataset known to be endless (e.g. `.repeat()`), which would never finish."""
+    if int(dataset.cardinality()) == int(tf.data.INFINITE_CARDINALITY):
+        raise ValueError(
+            f"`{name}` is an endless tf.data.Dataset (infinite cardinality, e.g. from "
+            f"`.repeat()`): pass a finite part, e.g. `{name}.take(number_of_batches)`"
+        )
+    return dataset
 
 
 def image_shape(value: Any, name: str = "image_shape") -> tuple[int | None, int | None, int]:
@@ -193,10 +221,17 @@ def model_image_shape(model: Any) -> tuple[int | None, ...] | None:
 
 
 def check_model_input(model: Any, images: tf.Tensor, name: str = "images") -> None:
-    """Raise if the model declares an input shape that `images` does not match."""
+    """Raise if the model declares an input shape that `images` does not match, or an
+    input dtype that has no gradient."""
     expected = model_image_shape(model)
     if expected is None:
         return
+    dtype = tf.as_dtype(getattr(model.inputs[0], "dtype", "float32") or "float32")
+    if not dtype.is_floating:
+        raise ValueError(
+            f"`model` takes {dtype.name} input: saliency maps need the gradient with respect "
+            "to a float input; build the model with a float32 keras.Input"
+        )
     received = tuple(images.shape)[1:]
     if len(expected) != len(received) or any(
         e is not None and e != r for e, r in zip(expected, received)
@@ -221,6 +256,8 @@ def class_indices(
     array = np.asarray(values)
     if array.ndim == 0:
         array = array.reshape(1)
+    if array.size == 0 and array.dtype.kind == "f":
+        array = array.astype(np.int64)  # an empty list has no dtype of its own
     if array.ndim == 2 and array.shape[1] == 1:
         array = array[:, 0]
     if one_hot and array.ndim == 2 and array.dtype.kind in "iuf" and array.shape[0] == size:

@@ -306,10 +306,12 @@ class AllegianceCallback(keras.callbacks.Callback):
         value_range: tuple[float, float] = (0.0, 1.0),
     ):
         super().__init__()
+        if isinstance(data, tf.data.Dataset):  # evaluated every time: it must end
+            _checks.finite_dataset(data, "data")
         self.data = data
         self.every_n_epochs = _checks.positive_int("every_n_epochs", every_n_epochs)
         self.pairs = _checks.pairs(pairs, DELETION_METHODS)
-        self.fractions = _checks.fractions(fractions)
+        self.fractions = _checks.fractions(fractions, at_least=2)
         self.prefix = _check_prefix(prefix)
         self.save_dir = None if save_dir is None else os.fspath(save_dir)
         self.batch_size = _checks.positive_int("batch_size", batch_size)

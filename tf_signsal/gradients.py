@@ -23,9 +23,24 @@ from tf_signsal import _checks
 JACOBIAN_MODES = ("auto", "batch_jacobian", "loop")
 
 
+# A softmax (or log-softmax) given as a name, a layer or any of its function objects.
+_SOFTMAX_FUNCTIONS = tuple(
+    dict.fromkeys(
+        f
+        for f in (
+            keras.activations.softmax, keras.activations.log_softmax,
+            keras.ops.softmax, keras.ops.log_softmax, keras.ops.nn.softmax,
+            keras.ops.nn.log_softmax, tf.nn.softmax, tf.nn.log_softmax, tf.math.softmax,
+            tf.math.log_softmax,
+        )
+    )
+)
+
+
 def _is_softmax(layer: Any) -> bool:
-    return isinstance(layer, keras.layers.Softmax) or (
-        getattr(layer, "activation", None) is keras.activations.softmax
+    activation = getattr(layer, "activation", None)
+    return isinstance(layer, keras.layers.Softmax) or any(
+        activation is f for f in _SOFTMAX_FUNCTIONS
     )
 
 
@@ -40,29 +55,67 @@ def _call_without_activation(layer: Any, inputs: tf.Tensor) -> tf.Tensor:
         layer.activation = activation
 
 
+def _without_softmax(model: Any) -> tuple[Callable[[tf.Tensor], tf.Tensor], str] | None:
+    """(the logits function, the stripped layer's name) of a Sequential or Functional
+    model whose last layer applies a softmax, also inside a nested model; else None."""
+    layers = getattr(model, "layers", None)
+    last = layers[-1] if layers else None
+    if last is None or not getattr(model, "inputs", None):
+        return None
+    if _is_softmax(last):
+        features = keras.Model(model.inputs, last.input)
+        if hasattr(last, "kernel"):  # a Dense/Conv layer with a softmax activation
+            return (
+                lambda images: _call_without_activation(last, features(images, training=False)),
+                last.name,
+            )
+        return (lambda images: features(images, training=False)), last.name
+    nested = _without_softmax(last) if isinstance(last, keras.Model) else None
+    if nested is None:
+        return None
+    inner, name = nested
+    features = keras.Model(model.inputs, last.input)
+    return (lambda images: inner(features(images, training=False))), f"{last.name}/{name}"
+
+
 def logits_function(model: Any) -> Callable[[tf.Tensor], tf.Tensor]:
     """Return a function images -> logits (B, C) for `model`, in inference mode.
 
     A Sequential or Functional model whose last layer applies a softmax (a
-    `Softmax` layer, `Activation("softmax")` or `Dense(..., activation="softmax")`)
-    is explained on its logits: the softmax is stripped and a warning says so.
-    For a model that ends in another squashing activation (sigmoid, a custom
-    softmax inside a subclassed model), pass a model that returns the scores
-    before it, e.g. `keras.Model(model.inputs, model.layers[-2].output)`.
+    `Softmax` layer, `Activation("softmax")`, `Dense(..., activation="softmax")`
+    or a softmax function object such as `tf.nn.softmax` or `keras.ops.softmax`,
+    also log-softmax, also as the last layer of a nested model) is explained on
+    its logits: the softmax is stripped and a warning says so. For a model that
+    ends in another squashing activation (sigmoid, a custom softmax inside a
+    subclassed model), pass a model that returns the scores before it, e.g.
+    `keras.Model(model.inputs, model.layers[-2].output)`; outputs that look like
+    probabilities get a warning when the model is first checked.
     """
-    layers = getattr(model, "layers", None)
-    last = layers[-1] if layers else None
-    if last is not None and getattr(model, "inputs", None) and _is_softmax(last):
+    stripped = _without_softmax(model)
+    if stripped is None:
+        return lambda images: model(images, training=False)
+    function, name = stripped
+    warnings.warn(
+        f"tf_signsal: the last layer of `model` ({name}) applies a softmax; "
+        "the maps are computed on the logits before it, as the paper does.",
+        stacklevel=3,
+    )
+    return function
+
+
+_PROBE_SIDE = 64
+
+
+def _warn_if_probabilities(logits: np.ndarray) -> None:
+    # Logits that are non-negative and sum to one on a blank image are almost surely a
+    # softmax that was not found (a subclassed model, a custom layer).
+    if logits.shape[-1] > 1 and (logits >= 0).all() and np.allclose(logits.sum(-1), 1, atol=1e-5):
         warnings.warn(
-            f"tf_signsal: the last layer of `model` ({last.name}) applies a softmax; "
-            "the maps are computed on the logits before it, as the paper does.",
-            stacklevel=3,
+            "tf_signsal: the outputs of `model` look like probabilities (non-negative, summing "
+            "to 1): the maps will be of probabilities, not logits. Pass the model of the "
+            "scores before its softmax.",
+            stacklevel=4,
         )
-        features = keras.Model(model.inputs, last.input)
-        if hasattr(last, "kernel"):  # a Dense/Conv layer with a softmax activation
-            return lambda images: _call_without_activation(last, features(images, training=False))
-        return lambda images: features(images, training=False)
-    return lambda images: model(images, training=False)
 
 
 def _checked_logits(logits: Any) -> tf.Tensor:
@@ -202,6 +255,8 @@ class GradientEngine:
             classes = np.arange(num_classes, dtype=np.int32)
         else:
             classes = np.asarray(classes).reshape(-1)
+            if classes.size == 0:
+                raise ValueError("`classes` must name at least one class, received none")
             classes = _checks.class_indices("classes", classes, len(classes), num_classes)
         if images.shape[0] == 0:  # nothing to differentiate: no trace needed
             return tf.zeros((0, len(classes), *images.shape[1:]), tf.float32)
@@ -214,12 +269,22 @@ class GradientEngine:
             # One eager pass on a blank image catches a model that is not a
             # (B, C) classifier or whose output ignores its input, before any
             # tf.function is traced (batch_jacobian would return zeros there).
-            probe = tf.zeros((1, *shape), tf.float32)
-            with tf.GradientTape() as tape:
-                tape.watch(probe)
-                logits = self.logits(probe)
-            if tape.gradient(logits, probe) is None:
-                raise _no_gradient_error()
+            # While an outer function traces images of any height and width, the probe
+            # takes a fixed size: the number of classes does not depend on it.
+            size = tuple(_PROBE_SIDE if d is None else d for d in shape)
+            if tf.executing_eagerly():
+                probe = tf.zeros((1, *size), tf.float32)
+                with tf.GradientTape() as tape:
+                    tape.watch(probe)
+                    logits = self.logits(probe)
+                if tape.gradient(logits, probe) is None:
+                    raise _no_gradient_error()
+            else:
+                # While tracing, the probe runs eagerly outside the graph; init_scope
+                # pauses gradient tapes, so only the output is checked there.
+                with tf.init_scope():
+                    logits = self.logits(tf.zeros((1, *size), tf.float32))
+            _warn_if_probabilities(logits.numpy())
             self._num_classes[shape] = int(logits.shape[-1])
         return self._num_classes[shape]
 

@@ -226,6 +226,7 @@ class SignedSaliency:
                     "`targets` must be None when `images` is a tf.data.Dataset "
                     f"(the predicted classes are explained), received {type(targets).__name__}"
                 )
+            _checks.finite_dataset(images, "images")
             batches = (
                 (self._checked(e[0] if isinstance(e, (tuple, list)) else e), None) for e in images
             )
@@ -243,6 +244,7 @@ class SignedSaliency:
             )
         parts = []
         for batch, batch_targets in batches:
+            self._check_methods_for_classes(methods, self.num_classes(batch))
             if batch.shape[0] == 0:
                 parts.append(self._empty(batch, methods))
             else:
@@ -256,6 +258,19 @@ class SignedSaliency:
             tf.concat([p.logits for p in parts], axis=0),
             tf.concat([p.targets for p in parts], axis=0),
         )
+
+    @staticmethod
+    def _check_methods_for_classes(methods: Sequence[str], num_classes: int) -> None:
+        # With one output there is no other class: active and inactive would silently
+        # equal the standard map.
+        compared = sorted(_NEEDS_RIVALS.intersection(methods))
+        if num_classes < 2 and compared:
+            raise ValueError(
+                f"`methods` {compared} compare the explained class with every other class, "
+                "but `model` has a single output: ask for standard, positive or negative maps, "
+                "or give the model one output per class (e.g. two logits [-z, z] for a "
+                "binary classifier)"
+            )
 
     def _empty(self, images: tf.Tensor, methods: Sequence[str]) -> Explanation:
         num_classes = self.num_classes(images)

@@ -162,7 +162,7 @@ class AllegianceEvaluator:
                 f"received {type(explainer).__name__}"
             )
         self.model = model
-        self.fractions = _checks.fractions(fractions)
+        self.fractions = _checks.fractions(fractions, at_least=2)
         self._own_maps = explainer is None or (
             isinstance(explainer, SignedSaliency) and explainer.model is model
         )
@@ -170,7 +170,7 @@ class AllegianceEvaluator:
         self.value_range = _checks.value_range(value_range)
         self.batch_size = _checks.positive_int("batch_size", batch_size)
         self.memory_budget = _checks.positive_int("memory_budget", memory_budget)
-        self.seed = _checks.integer("seed", seed)
+        self.seed = _checks.integer("seed", seed, minimum=0, maximum=2**32 - 1)
         with warnings.catch_warnings():
             if not self._own_maps:  # the softmax warning speaks of maps it does not make
                 warnings.simplefilter("ignore")
@@ -206,6 +206,7 @@ class AllegianceEvaluator:
         explainer's maps, before anything is computed.
         """
         if isinstance(data, tf.data.Dataset):
+            _checks.finite_dataset(data, "data")
             if int(data.cardinality()) == 0:
                 raise ValueError("`data` is an empty tf.data.Dataset: there is nothing to evaluate")
             batches = (self._split(element) for element in data)
@@ -235,9 +236,29 @@ class AllegianceEvaluator:
         _checks.check_model_input(self.model, images, "data")
         fill_values(self._fills, self.value_range, images.shape[-1])
         num_classes = self._saliency.num_classes(images)  # a model that is no classifier
+        if num_classes < 2:
+            raise ValueError(
+                "`model` has a single output: its prediction (the argmax) never changes, so "
+                "allegiance would be 1.0 whatever is deleted; give the model one output per "
+                "class (e.g. two logits [-z, z] for a binary classifier)"
+            )
         self._labels(labels, images.shape[0], num_classes)
+        self._check_value_range(images)
         if not self._own_maps:
             self._explain(images[:1])  # the explainer's maps: names, shapes, values
+
+    def _check_value_range(self, images: tf.Tensor) -> None:
+        # Black and white are the ends of value_range: with data in another range (e.g.
+        # [0, 255] with the default (0, 1)), "white" would be nearly black.
+        low, high = self.value_range
+        lowest, highest = float(tf.reduce_min(images)), float(tf.reduce_max(images))
+        slack = 1e-3 * (high - low)
+        if lowest < low - slack or highest > high + slack:
+            raise ValueError(
+                f"`data` holds values in [{lowest:g}, {highest:g}], outside `value_range` "
+                f"({low:g}, {high:g}), whose ends are the black and white fills: pass the "
+                "model's input range, e.g. value_range=(0, 255), or scale the images"
+            )
 
     def _labels(self, labels: Any, size: int, num_classes: int | None = None) -> np.ndarray | None:
         if labels is None:

@@ -94,13 +94,14 @@ class AllegianceResult:
 
     def save_json(self, path: str | os.PathLike) -> None:
         """Write `to_dict()` as JSON, atomically (a temporary file, then a rename)."""
-        write_atomic(path, json.dumps(self.to_dict(), indent=1).encode())
+        # allow_nan=False: NaN is not JSON, and no curve of a real run holds one.
+        write_atomic(path, json.dumps(self.to_dict(), indent=1, allow_nan=False).encode())
 
     @classmethod
     def load_json(cls, path: str | os.PathLike) -> AllegianceResult:
         """Read a file written by `save_json`."""
         with open(path) as file:
-            return cls.from_dict(json.load(file))
+            return cls.from_dict(json.load(file, parse_constant=_refuse_constant))
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, AllegianceResult) and self.to_dict() == other.to_dict()
@@ -124,3 +125,7 @@ def trapezoid_auc(fractions: Sequence[float], curve: Sequence[float]) -> float:
     p = np.asarray(fractions, np.float64)
     a = np.asarray(curve, np.float64)
     return float(np.sum((a[1:] + a[:-1]) / 2 * (p[1:] - p[:-1])))
+
+
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"not a valid allegiance result: the JSON holds {name}, which is no number")
