@@ -394,6 +394,7 @@ def test_allegiance_save_dir_io_error_warns(data, tmp_path):
         ({"pairs": [("positive", "grey")]}, ValueError, "fill"),
         ({"fractions": [0.5, 0.1]}, ValueError, "fractions"),
         ({"fractions": [1.0]}, ValueError, "fractions"),
+        ({"fractions": [0.1]}, ValueError, "two points"),
         ({"batch_size": 0}, ValueError, "batch_size"),
         ({"batch_size": 2.0}, TypeError, "batch_size"),
         ({"value_range": (1.0, 0.0)}, ValueError, "value_range"),
@@ -409,3 +410,9 @@ def test_allegiance_callback_checks_its_arguments_when_made(data, kwargs, error,
 def test_allegiance_evaluate_needs_a_model(data):
     with pytest.raises(RuntimeError, match="set_model"):
         callbacks.AllegianceCallback(data[0][:8]).evaluate()
+
+
+def test_allegiance_callback_refuses_an_endless_dataset(data):
+    endless = tf.data.Dataset.from_tensor_slices(data[0][:8]).batch(4).repeat()
+    with pytest.raises(ValueError, match="endless"):
+        callbacks.AllegianceCallback(endless)

@@ -315,3 +315,71 @@ def test_labels_as_keras_datasets_columns(model, images):
     flat = AllegianceEvaluator(model).evaluate((images, labels[:, 0]), verbose=0)
     for pair in PAPER_PAIRS:
         np.testing.assert_array_equal(column.accuracy[pair], flat.accuracy[pair])
+
+
+def test_endless_dataset_is_refused(model, images):
+    endless = tf.data.Dataset.from_tensor_slices(images).batch(2).repeat()
+    with pytest.raises(ValueError, match="endless"):
+        AllegianceEvaluator(model).evaluate(endless, verbose=0)
+
+
+def test_single_output_model_is_refused(images):
+    binary = keras.Sequential([
+        keras.Input((8, 8, 3)), keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(1),
+    ])
+    with pytest.raises(ValueError, match="single output"):
+        AllegianceEvaluator(binary, pairs=[("standard", "black")]).evaluate(images, 0)
+
+
+def test_data_outside_value_range_is_refused(model, images):
+    with pytest.raises(ValueError, match="outside `value_range`"):
+        AllegianceEvaluator(model).evaluate(images * 255, verbose=0)
+    with pytest.raises(ValueError, match="outside `value_range`"):
+        AllegianceEvaluator(model).evaluate(images * 2 - 1, verbose=0)
+    wide = AllegianceEvaluator(model, value_range=(0, 255)).evaluate(images * 255, verbose=0)
+    assert wide.n_images == 6
+
+
+@pytest.mark.parametrize(
+    "labels, error, message",
+    [
+        (np.array([1.7, 0, 1, 2, 3, 4]), TypeError, "integer class indices"),
+        (np.array([99, 0, 1, 2, 3, 4]), ValueError, r"\[0, 5\)"),
+        (np.array([-1, 0, 1, 2, 3, 4]), ValueError, r"\[0, 5\)"),
+    ],
+    ids=["float", "out_of_range", "negative"],
+)
+def test_bad_labels(model, images, labels, error, message):
+    with pytest.raises(error, match=message):
+        AllegianceEvaluator(model).evaluate((images, labels), verbose=0)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"fractions": (0.1,)}, ValueError, "two points"),
+        ({"seed": "abc"}, TypeError, "`seed` must be an integer"),
+        ({"seed": 2**70}, ValueError, "`seed` must be an integer <="),
+        ({"seed": -1}, ValueError, "`seed`"),
+        ({"fractions": "0.1"}, TypeError, "`fractions`"),
+        ({"pairs": "positive/black"}, TypeError, "`pairs`"),
+        ({"batch_size": 2.5}, TypeError, "`batch_size`"),
+        ({"value_range": None}, TypeError, "`value_range`"),
+    ],
+)
+def test_bad_argument_types_and_values(model, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        AllegianceEvaluator(model, **kwargs)
+
+
+def test_json_with_nan_is_refused(model, images, tmp_path):
+    result = AllegianceEvaluator(model).evaluate(images, verbose=0)
+    text = json.dumps(result.to_dict()).replace("1.0", "NaN", 1)
+    path = tmp_path / "bad.json"
+    path.write_text(text)
+    with pytest.raises(ValueError, match="NaN"):
+        AllegianceResult.load_json(path)
+    result.curves[PAPER_PAIRS[0]][1] = np.nan  # a NaN never reaches a file
+    with pytest.raises(ValueError):
+        result.save_json(tmp_path / "nan.json")
+    assert not (tmp_path / "nan.json").exists()

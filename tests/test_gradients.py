@@ -134,3 +134,8 @@ def test_signed_saliency_class_gradients_any_batch_size(model, images):
 
 def test_class_gradients_of_an_empty_batch(model, images):
     assert tf_signsal.class_gradients(model, images[:0]).shape == (0, 5, 8, 8, 3)
+
+
+def test_empty_classes_are_refused(model, images):
+    with pytest.raises(ValueError, match="`classes` must name at least one class"):
+        tf_signsal.class_gradients(model, images, classes=[])

@@ -252,3 +252,94 @@ def test_traceable_methods_inside_a_tf_function(model, images):
     np.testing.assert_allclose(logits.numpy(), np.asarray(model(images, training=False)),
                                rtol=1e-6, atol=1e-6)
     assert saliency.num_classes(images) == 5 and targets.shape == (6,)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [None, "images.png", {"images": np.zeros((1, 8, 8, 3))}, (x for x in range(3))],
+    ids=["none", "string", "dict", "generator"],
+)
+def test_non_array_images_are_named(model, bad):
+    with pytest.raises(TypeError, match="`images` must be a float array"):
+        SignedSaliency(model).explain(bad)
+
+
+def test_methods_none_is_a_type_error(model, images):
+    with pytest.raises(TypeError, match="`methods`"):
+        SignedSaliency(model).explain(images, methods=None)
+
+
+def test_endless_dataset_is_refused(model, images):
+    endless = tf.data.Dataset.from_tensor_slices(images).batch(2).repeat()
+    with pytest.raises(ValueError, match="endless"):
+        SignedSaliency(model).explain(endless)
+
+
+def test_single_output_model_has_no_active_or_inactive_map(images):
+    keras.utils.set_random_seed(0)
+    binary = keras.Sequential([
+        keras.Input((8, 8, 3)), keras.layers.Conv2D(2, 3, activation="tanh"),
+        keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(1),
+    ])
+    saliency = SignedSaliency(binary)
+    for method in ("active", "inactive"):
+        with pytest.raises(ValueError, match="single output"):
+            saliency.explain(images, methods=[method])
+    maps = saliency.explain(images, methods=["standard", "positive", "negative"])
+    expected = reference_maps(binary, images)
+    for method in ("standard", "positive", "negative"):
+        np.testing.assert_allclose(maps[method].numpy(), expected[method], atol=1e-5)
+
+
+def _softmax_variants():
+    """The same network ending in a softmax written five ways, and its logits model."""
+    keras.utils.set_random_seed(3)
+    body = [keras.layers.Conv2D(4, 3, activation="tanh"), keras.layers.GlobalAveragePooling2D()]
+    inputs = keras.Input((8, 8, 3))
+    features = inputs
+    for layer in body:
+        features = layer(features)
+    head = keras.layers.Dense(5)
+    logits = keras.Model(inputs, head(features))
+    variants = {}
+    for name, activation in (("tf.nn", tf.nn.softmax), ("keras.ops", keras.ops.softmax),
+                             ("log", tf.nn.log_softmax)):
+        dense = keras.layers.Dense(5, activation=activation)
+        variants[name] = keras.Model(inputs, dense(features))
+        dense.set_weights(head.get_weights())
+    inner = keras.Sequential([keras.Input((5,)), keras.layers.Softmax()])
+    variants["nested"] = keras.Model(inputs, inner(head(features)))
+    return logits, variants
+
+
+def test_softmax_in_any_form_is_stripped(images):
+    logits, variants = _softmax_variants()
+    expected = SignedSaliency(logits).explain(images)
+    for name, model in variants.items():
+        with pytest.warns(UserWarning, match="applies a softmax"):
+            maps = SignedSaliency(model).explain(images)
+        for method in METHODS:
+            np.testing.assert_allclose(
+                maps[method].numpy(), expected[method].numpy(), atol=1e-5, err_msg=name
+            )
+
+
+def test_probability_outputs_are_warned(images):
+    class Probabilities(keras.Model):  # a softmax the package cannot strip
+        def __init__(self):
+            super().__init__()
+            self.head = keras.layers.Dense(4)
+
+        def call(self, x):
+            return tf.nn.softmax(self.head(tf.reduce_mean(x, axis=(1, 2))))
+
+    with pytest.warns(UserWarning, match="look like probabilities"):
+        SignedSaliency(Probabilities()).explain(images)
+
+
+def test_integer_input_model_is_named(images):
+    inputs = keras.Input((8, 8, 3), dtype="int32")
+    x = keras.layers.GlobalAveragePooling2D()(keras.ops.cast(inputs, "float32"))
+    model = keras.Model(inputs, keras.layers.Dense(3)(x))
+    with pytest.raises(ValueError, match="int32 input"):
+        SignedSaliency(model).explain(images)
