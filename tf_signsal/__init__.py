@@ -5,8 +5,10 @@ boost saliency maps" (Llorente, Boal, Sanchez-Ubeda, arXiv 2309.12913): the
 standard, positive, negative, active and inactive maps, and the black/white
 deletion allegiance benchmark.
 
-Pipeline: images -> `class_gradients` / `GradientEngine` -> `SignedSaliency`
-(five maps) -> `AllegianceEvaluator` (deletion) -> `AllegianceResult`.
+Pipeline: images -> `SignedSaliency` (the gradient engine, five maps; the one
+way into the gradients) -> any explainer's maps -> `AllegianceEvaluator`
+(`tf_signsal.evaluation`: masks, fills, forward passes, counts) ->
+`AllegianceResult` -> `tf_signsal.plotting` / JSON.
 """
 
 from tf_signsal.evaluation import (
@@ -14,11 +16,12 @@ from tf_signsal.evaluation import (
     FILLS,
     PAPER_FRACTIONS,
     PAPER_PAIRS,
+    RANDOM_PAIRS,
     AllegianceEvaluator,
     AllegianceResult,
 )
 from tf_signsal.gradients import GradientEngine, class_gradients
-from tf_signsal.maps import METHODS, SignedSaliency
+from tf_signsal.maps import METHODS, Explanation, SignedSaliency
 
 __version__ = "0.1.0"
 
@@ -27,9 +30,11 @@ __all__ = [
     "FILLS",
     "PAPER_FRACTIONS",
     "PAPER_PAIRS",
+    "RANDOM_PAIRS",
     "AllegianceEvaluator",
     "AllegianceResult",
     "METHODS",
+    "Explanation",
     "GradientEngine",
     "SignedSaliency",
     "class_gradients",

@@ -138,11 +138,13 @@ class AllegianceEvaluator:
 
         Any other map, e.g. gradient x input:
 
-        >>> def grad_x_input(images):
-        ...     maps = saliency.explain(images, methods=["standard"], normalize=False)
-        ...     return {"gxi": tf.reduce_max(tf.abs(images), -1) * maps["standard"]}
+        >>> saliency = tf_signsal.SignedSaliency(model)
+        >>> def gradient_x_input(images):               # max over channels of |g * x|
+        ...     g = saliency.class_gradients(images)      # (B, C, H, W, ch)
+        ...     g = tf.gather(g, tf.argmax(saliency.logits(images), 1), axis=1, batch_dims=1)
+        ...     return {"gxi": tf.reduce_max(tf.abs(g * images), axis=-1)}
         >>> tf_signsal.AllegianceEvaluator(model, pairs=[("gxi", "black")],
-        ...                                explainer=grad_x_input).evaluate(images)
+        ...                                explainer=gradient_x_input).evaluate(images)
     """
 
     def __init__(
