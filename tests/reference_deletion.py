@@ -12,8 +12,26 @@ def reference_mask(saliency, fraction):
     return (saliency > v) & (saliency != 0)
 
 
+def reference_lerf_mask(saliency, fraction):
+    """(H, W) bool: the round(p * N) smallest pixels, ties by row-major pixel index."""
+    flat = saliency.reshape(-1)
+    count = min(round(fraction * flat.size), flat.size)
+    order = sorted(range(flat.size), key=lambda i: (flat[i], i))  # stable ascending
+    mask = np.zeros(flat.size, bool)
+    mask[order[:count]] = True
+    return mask.reshape(saliency.shape)
+
+
+def reference_order_mask(saliency, fraction, order):
+    """The pixels the fill replaces: MoRF's rule, LeRF's, or MoRF's complement."""
+    if order == "lerf":
+        return reference_lerf_mask(saliency, fraction)
+    mask = reference_mask(saliency, fraction)
+    return ~mask if order == "insertion" else mask
+
+
 def reference_allegiance(model, images, maps, pairs, fractions, value_range=(0.0, 1.0),
-                         labels=None):
+                         labels=None, order="morf"):
     """Curves, AUCs, deleted fractions and accuracies, one (pair, fraction) at a time.
 
     `maps` is a dict method -> (B, H, W) numpy array.
@@ -31,7 +49,7 @@ def reference_allegiance(model, images, maps, pairs, fractions, value_range=(0.0
             occluded = images.copy()
             counts = []
             for b in range(len(images)):
-                mask = reference_mask(maps[method][b], p)
+                mask = reference_order_mask(maps[method][b], p, order)
                 occluded[b][mask] = fill_value  # all channels of a masked pixel
                 counts.append(mask.sum() / mask.size)
             predicted = np.asarray(model(occluded, training=False)).argmax(axis=1)

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from conftest import small_conv_net
 from reference import reference_class_gradients
-from reference_deletion import reference_allegiance, reference_mask
+from reference_deletion import reference_allegiance, reference_mask, reference_order_mask
 from tf_signsal.evaluation import (
     ALL_PAIRS,
     PAPER_FRACTIONS,
@@ -383,3 +383,94 @@ def test_json_with_nan_is_refused(model, images, tmp_path):
     with pytest.raises(ValueError):
         result.save_json(tmp_path / "nan.json")
     assert not (tmp_path / "nan.json").exists()
+
+
+@pytest.mark.parametrize("make_model", [small_conv_net, tie_net], ids=["tanh_relu", "ties"])
+def test_orders_match_numpy_reference(make_model, rng):
+    model = make_model()
+    images = rng.random((12, 8, 8, 3), dtype=np.float32)
+    images[:3, 2:6, 2:6] = 0.5  # flat patches: ties in the maps
+    labels = rng.integers(0, 4, 12)
+    pairs = (("positive", "black"), ("active", "white"), ("standard", 0.3), RANDOM_PAIR)
+    fractions = (0.0, 0.05, 0.25, 0.5, 0.99)
+    maps = maps_for(model, images, pairs)
+    result = AllegianceEvaluator(
+        model, fractions=fractions, pairs=pairs, batch_size=5,
+        orders=("morf", "lerf", "insertion"),
+    ).evaluate((images, labels), verbose=0)
+    assert result.orders == ("morf", "lerf", "insertion")
+    for order in result.orders:
+        curves, auc, deleted, accuracy = reference_allegiance(
+            model, images, maps, pairs, fractions, labels=labels, order=order
+        )
+        for pair in pairs:
+            np.testing.assert_array_equal(result.order_curves[order][pair], curves[pair])
+            np.testing.assert_array_equal(result.order_accuracy[order][pair], accuracy[pair])
+            np.testing.assert_allclose(result.order_deleted[order][pair], deleted[pair],
+                                       rtol=1e-12)
+            assert result.order_auc[order][pair] == pytest.approx(auc[pair], rel=1e-12)
+    for pair in pairs:  # MoRF stays result.curves, and SRG is LeRF minus MoRF
+        np.testing.assert_array_equal(result.curves[pair], result.order_curves["morf"][pair])
+        assert result.srg[pair] == result.order_auc["lerf"][pair] - result.auc[pair]
+
+
+def test_lerf_masks_follow_the_numpy_rule(rng):
+    fractions = (0.0, 0.05, 0.25, 0.35, 0.6, 0.99)
+    maps = np.stack([
+        np.array([[0.9, 0.9, 0.5, 0.5, 0.5], [0.1, 0.0, 0.0, 0.0, 0.0]]),
+        np.zeros((2, 5)),
+        rng.integers(0, 3, (2, 5)).astype(float),
+    ]).astype(np.float32)
+    for order in ("lerf", "insertion"):
+        masks = deletion_masks(maps, fractions, order=order).numpy()
+        for b in range(len(maps)):
+            for j, p in enumerate(fractions):
+                np.testing.assert_array_equal(
+                    masks[b, j], reference_order_mask(maps[b], p, order)
+                )
+    # Ties go by pixel index: of the all-zero map, the first pixels in row-major order.
+    assert deletion_masks(maps, fractions, order="lerf").numpy()[1, 3].reshape(-1).tolist() == (
+        [True] * 4 + [False] * 6
+    )
+
+
+def test_orders_json_round_trip_summary_and_plot(model, images, tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    result = AllegianceEvaluator(model, orders=("morf", "lerf", "insertion")).evaluate(
+        (images, np.arange(6) % 5), verbose=0
+    )
+    path = tmp_path / "orders.json"
+    result.save_json(path)
+    loaded = AllegianceResult.load_json(path)
+    assert loaded == result and loaded.orders == result.orders
+    assert set(json.loads(path.read_text())["srg"]) == {
+        "standard/black", "positive/black", "active/black", "standard/white",
+        "negative/white", "inactive/white",
+    }
+    text = result.summary()
+    assert "lerf" in text and "insertion" in text and "SRG" in text
+    ax = result.plot(order="insertion")
+    np.testing.assert_array_equal(
+        ax.lines[0].get_ydata(), result.order_curves["insertion"][PAPER_PAIRS[0]]
+    )
+    with pytest.raises(ValueError, match="`order`"):
+        AllegianceEvaluator(model).evaluate(images, verbose=0).plot(order="lerf")
+
+
+def test_results_written_before_orders_still_load(model, images):
+    result = AllegianceEvaluator(model).evaluate((images, np.arange(6) % 5), verbose=0)
+    old = result.to_dict()
+    del old["orders"], old["srg"]  # the layout of files written before orders existed
+    loaded = AllegianceResult.from_dict(json.loads(json.dumps(old)))
+    assert loaded.orders == ("morf",) and loaded.srg == {}
+    assert loaded == result
+
+
+@pytest.mark.parametrize(
+    "orders, error", [(("lerf",), ValueError), (("sideways",), ValueError), (3, TypeError)]
+)
+def test_bad_orders(model, orders, error):
+    with pytest.raises(error, match="`orders`"):
+        AllegianceEvaluator(model, orders=orders)

@@ -110,6 +110,15 @@ def fill(value: Any) -> str | float | tuple[float, ...]:
 # ----------------------------------------------------------------------------- choices
 
 
+def one_of(name: str, value: Any, valid: tuple[str, ...]) -> str:
+    """`value` if it is one of the names in `valid`."""
+    if not isinstance(value, str):
+        raise TypeError(f"`{name}` must be one of {list(valid)}, received {value!r}")
+    if value not in valid:
+        raise ValueError(f"`{name}` must be one of {list(valid)}, received {value!r}")
+    return value
+
+
 def check_choices(name: str, values: Any, valid: tuple[str, ...]) -> tuple[str, ...]:
     """Return `values` (a name or a sequence of names) as a tuple of names from `valid`."""
     if isinstance(values, str):

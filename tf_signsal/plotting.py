@@ -279,17 +279,21 @@ def plot_allegiance(
     ax: Any = None,
     title: str | None = None,
     pairs: Sequence[Pair] | None = None,
+    order: str = "morf",
 ) -> Any:
     """Allegiance curves of an `AllegianceResult`, as in the paper's Figs. 3 and 4.
 
-    x: pixels deleted (%), y: allegiance; the legend gives each AUC. Black
-    fills are solid lines, white fills dashed, other fills dotted.
+    x: pixels deleted (%) (for insertion: pixels not yet put back), y: allegiance;
+    the legend gives each AUC. Black fills are solid lines, white fills dashed,
+    other fills dotted.
 
     Args:
         ax: a matplotlib Axes to draw on; a new figure when None.
         title: an optional title.
         pairs: the (method, fill) pairs to draw, in legend order; all when None
             (e.g. the black-fill pairs only, for one panel of Fig. 3).
+        order: which order's curves: "morf" (the paper's), "lerf" or "insertion",
+            among those the result holds.
 
     Returns:
         the matplotlib Axes.
@@ -300,6 +304,10 @@ def plot_allegiance(
     """
     import matplotlib.pyplot as plt  # only needed here
 
+    if order not in result.order_curves:
+        raise ValueError(f"`order` must be among the result's orders {list(result.orders)}, "
+                         f"received {order!r}")
+    curves, auc = result.order_curves[order], result.order_auc[order]
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 4))
     # The package's maps keep their colours whatever else is drawn; other maps take the rest.
@@ -323,11 +331,11 @@ def plot_allegiance(
         method, fill = pair
         ax.plot(
             result.fractions * 100,
-            result.curves[pair],
+            curves[pair],
             linestyle=styles.get(fill, ":") if isinstance(fill, str) else ":",
             color=colors[method],
             marker=".",
-            label=f"{pair_name(pair)} (AUC {result.auc[pair]:.3f})",
+            label=f"{pair_name(pair)} (AUC {auc[pair]:.3f})",
         )
     ax.set_xlabel("pixels deleted (%)")
     ax.set_ylabel("allegiance")
@@ -335,6 +343,6 @@ def plot_allegiance(
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
-    if title:
-        ax.set_title(title)
+    if title or order != "morf":
+        ax.set_title(" - ".join(t for t in (title, None if order == "morf" else order) if t))
     return ax

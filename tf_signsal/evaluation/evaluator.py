@@ -35,8 +35,14 @@ from tf_signsal.evaluation.pairs import (
     fill_values,
 )
 from tf_signsal.evaluation.random_control import random_maps
-from tf_signsal.evaluation.result import AllegianceResult, trapezoid_auc
-from tf_signsal.evaluation.rules import threshold_indices, thresholds_and_counts
+from tf_signsal.evaluation.result import AllegianceResult
+from tf_signsal.evaluation.rules import (
+    ORDERS,
+    ascending_ranks,
+    lerf_counts,
+    threshold_indices,
+    thresholds_and_counts,
+)
 from tf_signsal.maps import SignedSaliency
 
 Explainer = Callable[[tf.Tensor], Mapping[str, Any]]
@@ -47,16 +53,16 @@ class DeletionCounts(NamedTuple):
 
     Attributes:
         images: int64 scalar, the number of images.
-        agree: int64 (K, P), per pair and fraction, occluded predictions equal to the
-            intact ones.
-        correct: int64 (K, P), occluded predictions equal to the label.
-        deleted: int64 (K, P), pixels deleted, summed over images.
+        agree: int64 (O, K, P), per order, pair and fraction, occluded predictions
+            equal to the intact ones.
+        correct: int64 (O, K, P), occluded predictions equal to the label.
+        deleted: int64 (O, K, P), pixels filled, summed over images.
     """
 
-    images: tf.Tensor
-    agree: tf.Tensor
-    correct: tf.Tensor
-    deleted: tf.Tensor
+    images: Any
+    agree: Any
+    correct: Any
+    deleted: Any
 
     def __add__(self, other: DeletionCounts) -> DeletionCounts:  # type: ignore[override]
         return DeletionCounts(*(a + b for a, b in zip(self, other)))
@@ -65,45 +71,51 @@ class DeletionCounts(NamedTuple):
     # replicas as one int64 vector [images, agree, correct, deleted], packed and
     # unpacked here, side by side.
     def pack(self) -> tf.Tensor:
-        """The counts as one int64 vector of 1 + 3 * K * P entries."""
-        return tf.concat(
-            [tf.reshape(tf.cast(c, tf.int64), (-1,)) for c in self], axis=0
-        )
+        """The counts as one int64 vector of 1 + 3 * O * K * P entries."""
+        return tf.concat([tf.reshape(tf.cast(c, tf.int64), (-1,)) for c in self], axis=0)
 
     @classmethod
-    def unpack(cls, vector: Any, num_pairs: int, num_fractions: int) -> DeletionCounts:
-        """Inverse of `pack`."""
+    def unpack(cls, vector: Any, shape: tuple[int, int, int]) -> DeletionCounts:
+        """Inverse of `pack`, `shape` being (O, K, P)."""
         vector = np.asarray(vector)
-        size = num_pairs * num_fractions
+        size = int(np.prod(shape))
         parts = np.split(vector[1:], [size, 2 * size])
-        return cls(vector[0], *(p.reshape(num_pairs, num_fractions) for p in parts))
+        return cls(vector[0], *(part.reshape(shape) for part in parts))
 
     def to_result(
-        self, pairs: Sequence[Pair], fractions: Sequence[float], num_pixels: int, has_labels: bool
+        self,
+        orders: Sequence[str],
+        pairs: Sequence[Pair],
+        fractions: Sequence[float],
+        num_pixels: int,
+        has_labels: bool,
     ) -> AllegianceResult:
         """The curves: each count divided by the number of images (and of pixels)."""
         n = int(self.images)
-        agree = np.asarray(self.agree) / n
-        correct = np.asarray(self.correct) / n
-        deleted = np.asarray(self.deleted) / (n * num_pixels)
-        fractions = np.asarray(fractions, np.float64)
-        curves = {pair: agree[k] for k, pair in enumerate(pairs)}
+
+        def per_order(counts: Any, scale: float) -> dict[str, dict[Pair, np.ndarray]]:
+            values = np.asarray(counts) / scale
+            return {
+                order: {pair: values[o, k] for k, pair in enumerate(pairs)}
+                for o, order in enumerate(orders)
+            }
+
         return AllegianceResult(
-            fractions=fractions,
-            curves=curves,
-            auc={pair: trapezoid_auc(fractions, curve) for pair, curve in curves.items()},
-            deleted={pair: deleted[k] for k, pair in enumerate(pairs)},
-            accuracy={p: correct[k] for k, p in enumerate(pairs)} if has_labels else None,
+            fractions=np.asarray(fractions, np.float64),
             n_images=n,
+            order_curves=per_order(self.agree, n),
+            order_deleted=per_order(self.deleted, n * num_pixels),
+            order_accuracy=per_order(self.correct, n) if has_labels else None,
         )
 
 
 class OccludedItems(NamedTuple):
     """The occluded images still to predict, one entry each: int32 (S,) vectors."""
 
-    image: np.ndarray  # index of the image in the batch
-    pair: np.ndarray  # index of the (method, fill) pair
-    fraction: np.ndarray  # index of the fraction
+    order: Any  # index of the order (morf, lerf, insertion) in the evaluator's orders
+    image: Any  # index of the image in the batch
+    pair: Any  # index of the (method, fill) pair
+    fraction: Any  # index of the fraction
 
 
 class AllegianceEvaluator:
@@ -124,6 +136,12 @@ class AllegianceEvaluator:
         memory_budget: bytes of occluded images built at once (the model's
             activations come on top); larger means larger forward batches.
         seed: seed of the "random" ranking.
+        orders: which pixels go first, any of "morf" (most relevant first, the
+            paper's deletion, always run: `result.curves`), "lerf" (least
+            relevant first: the round(p N) smallest pixels, zeros included, ties
+            by pixel index) and "insertion" (from the all-fill image, put back
+            the pixels MoRF deletes; higher AUC is better). With "morf" and
+            "lerf", `result.srg` gives AUC(LeRF) - AUC(MoRF).
         explainer: None for the paper's maps (`SignedSaliency(model)`: standard,
             positive, negative, active, inactive), or any callable taking a
             float32 image batch (B, H, W, ch) and returning a mapping from map
@@ -157,6 +175,7 @@ class AllegianceEvaluator:
         memory_budget: int = 32 * 2**20,
         seed: int = 0,
         explainer: Explainer | None = None,
+        orders: Sequence[str] = ("morf",),
     ):
         if explainer is not None and not callable(explainer):
             raise TypeError(
@@ -173,6 +192,12 @@ class AllegianceEvaluator:
         self.batch_size = _checks.positive_int("batch_size", batch_size)
         self.memory_budget = _checks.positive_int("memory_budget", memory_budget)
         self.seed = _checks.integer("seed", seed, minimum=0, maximum=2**32 - 1)
+        self.orders = tuple(dict.fromkeys(_checks.check_choices("orders", orders, ORDERS)))
+        if "morf" not in self.orders:
+            raise ValueError(
+                f"`orders` must include \"morf\" (the paper's deletion, whose curves are "
+                f"`result.curves`), received {list(orders)}"
+            )
         with warnings.catch_warnings():
             if not self._own_maps:  # the softmax warning speaks of maps it does not make
                 warnings.simplefilter("ignore")
@@ -322,31 +347,40 @@ class AllegianceEvaluator:
                 tf.TensorSpec((None, None, height, width), tf.float32),  # maps (M, B, H, W)
                 tf.TensorSpec((None, None, None), tf.float32),  # thresholds (M, B, P)
                 tf.TensorSpec((None, channels), tf.float32),  # fill values
+                tf.TensorSpec((None, None, height, width), tf.int32),  # LeRF ranks (M, B, H, W)
                 vector,  # intact predictions (B,)
                 vector,  # labels (B,), -1 without labels
-                OccludedItems(vector, vector, vector),
+                OccludedItems(vector, vector, vector, vector),
             ]
             self._count_functions[image_shape] = tf.function(
                 self._count_chunk, input_signature=signature
             )
         return self._count_functions[image_shape]
 
-    def _count_chunk(self, images, maps, thresholds, fills, intact, labels, items):
-        """Agreeing and correct predictions per (pair, fraction) for a chunk of items:
-        two int64 (K * P,) vectors indexed by pair * P + fraction."""
+    def _count_chunk(self, images, maps, thresholds, fills, ranks, intact, labels, items):
+        """Agreeing and correct predictions per (order, pair, fraction) for a chunk of
+        items: two int64 (O * K * P,) vectors indexed by (order * K + pair) * P + fraction."""
         method = tf.gather(tf.constant(self._pair_method), items.pair)
         fill = tf.gather(tf.constant(self._pair_fill), items.pair)
         saliency = tf.gather_nd(maps, tf.stack([method, items.image], axis=1))  # (S, H, W)
         v = tf.gather_nd(thresholds, tf.stack([method, items.image, items.fraction], axis=1))
-        mask = (saliency > v[:, None, None]) & (saliency != 0)
+        mask = (saliency > v[:, None, None]) & (saliency != 0)  # MoRF
+        order = tf.gather(tf.constant(self.orders), items.order)[:, None, None]
+        if "insertion" in self.orders:
+            mask = tf.where(order == "insertion", ~mask, mask)
+        if "lerf" in self.orders:
+            rank = tf.gather_nd(ranks, tf.stack([method, items.image], axis=1))
+            counts = lerf_counts(self.fractions, images.shape[1] * images.shape[2])
+            count = tf.gather(tf.constant(counts), items.fraction)[:, None, None]
+            mask = tf.where(order == "lerf", rank < count, mask)
         occluded = tf.where(
             mask[..., None], tf.gather(fills, fill)[:, None, None, :],
             tf.gather(images, items.image),
         )
         predicted = tf.argmax(self._saliency.logits(occluded), axis=1, output_type=tf.int32)
-        num_fractions = len(self.fractions)
-        combo = items.pair * num_fractions + items.fraction
-        num = len(self.pairs) * num_fractions
+        num_pairs, num_fractions = len(self.pairs), len(self.fractions)
+        combo = (items.order * num_pairs + items.pair) * num_fractions + items.fraction
+        num = len(self.orders) * num_pairs * num_fractions
         agree = tf.cast(predicted == tf.gather(intact, items.image), tf.int64)
         correct = tf.cast(predicted == tf.gather(labels, items.image), tf.int64)
         return (
@@ -357,30 +391,34 @@ class AllegianceEvaluator:
     def _batch_counts(self, images: tf.Tensor, labels: Any) -> DeletionCounts:
         """Counts for one checked batch."""
         size, height, width, channels = images.shape
-        num_pairs, num_fractions = len(self.pairs), len(self.fractions)
+        shape = (len(self.orders), len(self.pairs), len(self.fractions))
         if size == 0:  # a replica's share of a short last batch may be empty
-            zeros = np.zeros((num_pairs, num_fractions), np.int64)
+            zeros = np.zeros(shape, np.int64)
             return DeletionCounts(np.int64(0), zeros, zeros, zeros)
         labels = self._labels(labels, size, self._saliency.num_classes(images))
         maps, logits = self._explain(images)
         stacked = tf.stack([maps[m] for m in self._methods])  # (M, B, H, W)
         num_pixels = height * width
+        flat = tf.reshape(stacked, (len(self._methods), size, num_pixels))
         thresholds, deleted = thresholds_and_counts(
-            tf.reshape(stacked, (len(self._methods), size, num_pixels)),
-            tf.constant(threshold_indices(self.fractions, num_pixels)),
+            flat, tf.constant(threshold_indices(self.fractions, num_pixels))
         )
-        pair_deleted = deleted.numpy()[self._pair_method]  # (K, B, P)
+        ranks = tf.zeros((0, 0, height, width), tf.int32)
+        if "lerf" in self.orders:
+            ranks = tf.reshape(ascending_ranks(flat), stacked.shape)
+        morf = deleted.numpy()[self._pair_method]  # (K, B, P) pixels MoRF deletes
+        filled = np.stack([self._filled(order, morf, num_pixels) for order in self.orders])
         intact = np.argmax(logits.numpy(), axis=1).astype(np.int32)
 
         # An image that loses no pixel is the intact image: it agrees with
         # itself, and is correct when the intact prediction is.
-        kept = pair_deleted == 0
-        agree = kept.sum(axis=1).reshape(-1)  # indexed by pair * P + fraction
+        kept = filled == 0  # (O, K, B, P)
+        agree = kept.sum(axis=2).reshape(-1)  # indexed by (order * K + pair) * P + fraction
         correct = np.zeros_like(agree)
         if labels is not None:
-            correct = (kept & (intact == labels)[None, :, None]).sum(axis=1).reshape(-1)
-        pair, image, fraction = (a.astype(np.int32) for a in np.nonzero(~kept))
-        items = OccludedItems(image, pair, fraction)
+            correct = (kept & (intact == labels)[None, None, :, None]).sum(axis=2).reshape(-1)
+        order, pair, image, fraction = (a.astype(np.int32) for a in np.nonzero(~kept))
+        items = OccludedItems(order, image, pair, fraction)
         chunk = max(1, self.memory_budget // (num_pixels * channels * 4))
         label_tensor = tf.constant(labels if labels is not None else np.full(size, -1, np.int32))
         fills = tf.constant(fill_values(self._fills, self.value_range, channels))
@@ -389,16 +427,25 @@ class AllegianceEvaluator:
         for start in range(0, len(items.image), chunk):
             chunk_items = OccludedItems(*(tf.constant(c[start : start + chunk]) for c in items))
             chunk_agree, chunk_correct = count(
-                images, stacked, thresholds, fills, intact_tensor, label_tensor, chunk_items
+                images, stacked, thresholds, fills, ranks, intact_tensor, label_tensor,
+                chunk_items,
             )
             agree += chunk_agree.numpy()
             correct += chunk_correct.numpy()
         return DeletionCounts(
             images=np.int64(size),
-            agree=agree.reshape(num_pairs, num_fractions),
-            correct=correct.reshape(num_pairs, num_fractions),
-            deleted=pair_deleted.sum(axis=1).astype(np.int64),
+            agree=agree.reshape(shape),
+            correct=correct.reshape(shape),
+            deleted=filled.sum(axis=2).astype(np.int64),
         )
+
+    def _filled(self, order: str, morf: np.ndarray, num_pixels: int) -> np.ndarray:
+        """(K, B, P) pixels each occluded image fills, from MoRF's deleted counts."""
+        if order == "morf":
+            return morf
+        if order == "insertion":
+            return num_pixels - morf
+        return np.broadcast_to(lerf_counts(self.fractions, num_pixels), morf.shape)
 
     # -- public ----------------------------------------------------------------------
 
@@ -443,7 +490,7 @@ class AllegianceEvaluator:
         if totals is None or int(totals.images) == 0:
             raise ValueError("`data` holds no images: there is nothing to evaluate")
         return totals.to_result(
-            self.pairs, self.fractions, height * width, first_labels is not None
+            self.orders, self.pairs, self.fractions, height * width, first_labels is not None
         )
 
     def _distributed_counts(self, data: Any, strategy: Any) -> Iterator[DeletionCounts]:
@@ -460,4 +507,5 @@ class AllegianceEvaluator:
         for element in distributed:
             per_replica = strategy.run(replica_step, args=(element,))
             reduced = strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
-            yield DeletionCounts.unpack(reduced.numpy(), len(self.pairs), len(self.fractions))
+            shape = (len(self.orders), len(self.pairs), len(self.fractions))
+            yield DeletionCounts.unpack(reduced.numpy(), shape)

@@ -13,83 +13,153 @@ import numpy as np
 from tf_signsal._io import write_atomic
 from tf_signsal.evaluation.pairs import Pair, pair_name, parse_pair
 
+# Higher is better for insertion (allegiance rises as pixels come back), lower otherwise.
+_BETTER = {"morf": "lower", "lerf": "higher", "insertion": "higher"}
+
 
 @dataclass(eq=False)
 class AllegianceResult:
-    """Allegiance curves of a deletion benchmark.
+    """Allegiance curves of a deletion benchmark, per order.
+
+    `curves`, `auc`, `deleted` and `accuracy` are those of MoRF (the paper's deletion);
+    `order_curves[order]` and the other `order_*` attributes hold every order run.
 
     Attributes:
         fractions: float64 (P,), the deletion fractions.
-        curves: (method, fill) -> float64 (P,), allegiance at each fraction.
-        auc: (method, fill) -> trapezoid area with x as a fraction (at most
-            max(fractions); lower is better).
-        deleted: (method, fill) -> float64 (P,), mean fraction of each image's
-            pixels really deleted (short of p where ties or zeros stop it).
-        accuracy: (method, fill) -> float64 (P,) accuracy against the labels
-            on the occluded images, or None when the data had no labels.
         n_images: number of images evaluated.
+        order_curves: order -> (method, fill) -> float64 (P,), allegiance at each
+            fraction.
+        order_deleted: order -> (method, fill) -> float64 (P,), mean fraction of each
+            image's pixels really filled (for MoRF short of p where ties or zeros stop
+            it; for insertion the pixels not yet put back).
+        order_accuracy: order -> (method, fill) -> float64 (P,) accuracy against the
+            labels on the occluded images; None when the data had no labels.
     """
 
     fractions: np.ndarray
-    curves: dict[Pair, np.ndarray]
-    auc: dict[Pair, float]
-    deleted: dict[Pair, np.ndarray]
-    accuracy: dict[Pair, np.ndarray] | None
     n_images: int
+    order_curves: dict[str, dict[Pair, np.ndarray]]
+    order_deleted: dict[str, dict[Pair, np.ndarray]]
+    order_accuracy: dict[str, dict[Pair, np.ndarray]] | None
+
+    @property
+    def orders(self) -> tuple[str, ...]:
+        return tuple(self.order_curves)
 
     @property
     def pairs(self) -> tuple[Pair, ...]:
         return tuple(self.curves)
 
+    @property
+    def order_auc(self) -> dict[str, dict[Pair, float]]:
+        """order -> (method, fill) -> trapezoid area with x as a fraction (at most
+        max(fractions)); lower is better for MoRF, higher for LeRF and insertion."""
+        return {
+            order: {pair: trapezoid_auc(self.fractions, c) for pair, c in curves.items()}
+            for order, curves in self.order_curves.items()
+        }
+
+    @property
+    def srg(self) -> dict[Pair, float]:
+        """Symmetric Relevance Gain, AUC(LeRF) - AUC(MoRF) per pair (higher is better);
+        empty unless both orders ran."""
+        if not {"morf", "lerf"} <= set(self.order_curves):
+            return {}
+        auc = self.order_auc
+        return {pair: auc["lerf"][pair] - auc["morf"][pair] for pair in self.pairs}
+
+    @property
+    def curves(self) -> dict[Pair, np.ndarray]:
+        """MoRF: (method, fill) -> allegiance at each fraction."""
+        return self.order_curves["morf"]
+
+    @property
+    def auc(self) -> dict[Pair, float]:
+        """MoRF: (method, fill) -> trapezoid area (lower is better)."""
+        return self.order_auc["morf"]
+
+    @property
+    def deleted(self) -> dict[Pair, np.ndarray]:
+        """MoRF: (method, fill) -> mean fraction of pixels really deleted."""
+        return self.order_deleted["morf"]
+
+    @property
+    def accuracy(self) -> dict[Pair, np.ndarray] | None:
+        """MoRF: (method, fill) -> accuracy on the occluded images, or None."""
+        return None if self.order_accuracy is None else self.order_accuracy["morf"]
+
     def summary(self) -> str:
-        """A text table: AUC and allegiance at each fraction, one row per pair."""
+        """A text table per order: AUC and allegiance at each fraction, one row per pair;
+        then the SRG when MoRF and LeRF ran."""
         names = [pair_name(p) for p in self.pairs]
         width = max(len("pair"), *(len(n) for n in names))
         header = f"{'pair':<{width}}  {'AUC':>5}  " + " ".join(
             f"{p * 100:>5.0f}%" for p in self.fractions
         )
-        lines = [
-            f"Allegiance over {self.n_images} images (AUC: trapezoid, x as a fraction; lower is "
-            "better)",
-            header,
-        ]
-        for name, pair in zip(names, self.pairs):
-            values = " ".join(f"{a:>6.3f}" for a in self.curves[pair])
-            lines.append(f"{name:<{width}}  {self.auc[pair]:>5.3f}  {values}")
+        lines = []
+        auc = self.order_auc
+        for order, curves in self.order_curves.items():
+            title = "Allegiance" if order == "morf" else f"Allegiance, {order}"
+            lines += [
+                f"{title} over {self.n_images} images (AUC: trapezoid, x as a fraction; "
+                f"{_BETTER[order]} is better)",
+                header,
+            ]
+            for name, pair in zip(names, self.pairs):
+                values = " ".join(f"{a:>6.3f}" for a in curves[pair])
+                lines.append(f"{name:<{width}}  {auc[order][pair]:>5.3f}  {values}")
+        if self.srg:
+            lines.append("SRG = AUC(lerf) - AUC(morf), higher is better")
+            lines += [f"{n:<{width}}  {self.srg[p]:>6.3f}" for n, p in zip(names, self.pairs)]
         if self.accuracy is not None:
             first = next(iter(self.accuracy.values()))[0]
             lines.append(f"accuracy at {self.fractions[0] * 100:.0f}% deleted: {first:.4f}")
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict; pairs are "method/fill" strings."""
+        """A JSON-ready dict; pairs are "method/fill" strings. The top-level curves, auc,
+        deleted and accuracy are MoRF's (as files written before orders existed);
+        "orders" holds every order run and "srg" the SRG when MoRF and LeRF ran."""
 
-        def named(values: dict) -> dict:
+        def named(values: dict | None) -> dict | None:
+            if values is None:
+                return None
             return {pair_name(p): np.asarray(v).tolist() for p, v in values.items()}
+
+        def record(order: str) -> dict[str, Any]:
+            return {
+                "curves": named(self.order_curves[order]),
+                "auc": {pair_name(p): float(v) for p, v in self.order_auc[order].items()},
+                "deleted": named(self.order_deleted[order]),
+                "accuracy": None if self.order_accuracy is None else named(
+                    self.order_accuracy[order]
+                ),
+            }
 
         return {
             "fractions": self.fractions.tolist(),
             "n_images": int(self.n_images),
-            "curves": named(self.curves),
-            "auc": {pair_name(p): float(v) for p, v in self.auc.items()},
-            "deleted": named(self.deleted),
-            "accuracy": None if self.accuracy is None else named(self.accuracy),
+            **record("morf"),
+            "orders": {order: record(order) for order in self.orders},
+            "srg": {pair_name(p): float(v) for p, v in self.srg.items()},
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AllegianceResult:
-        """Inverse of `to_dict`."""
+        """Inverse of `to_dict` (also reads files written before orders existed)."""
 
         def parsed(values: dict) -> dict:
             return {parse_pair(n): np.asarray(v, np.float64) for n, v in values.items()}
 
+        orders = data.get("orders") or {"morf": data}
+        has_accuracy = orders["morf"]["accuracy"] is not None
         return cls(
             fractions=np.asarray(data["fractions"], np.float64),
-            curves=parsed(data["curves"]),
-            auc={parse_pair(n): float(v) for n, v in data["auc"].items()},
-            deleted=parsed(data["deleted"]),
-            accuracy=None if data["accuracy"] is None else parsed(data["accuracy"]),
             n_images=int(data["n_images"]),
+            order_curves={o: parsed(r["curves"]) for o, r in orders.items()},
+            order_deleted={o: parsed(r["deleted"]) for o, r in orders.items()},
+            order_accuracy={o: parsed(r["accuracy"]) for o, r in orders.items()}
+            if has_accuracy else None,
         )
 
     def save_json(self, path: str | os.PathLike) -> None:
@@ -107,9 +177,14 @@ class AllegianceResult:
         return isinstance(other, AllegianceResult) and self.to_dict() == other.to_dict()
 
     def plot(
-        self, ax: Any = None, title: str | None = None, pairs: Sequence[Pair] | None = None
+        self,
+        ax: Any = None,
+        title: str | None = None,
+        pairs: Sequence[Pair] | None = None,
+        order: str = "morf",
     ) -> Any:
-        """Allegiance curves as in the paper's Figs. 3 and 4: `tf_signsal.plotting.plot_allegiance`.
+        """Allegiance curves as in the paper's Figs. 3 and 4, of one order:
+        `tf_signsal.plotting.plot_allegiance`.
 
         Example:
             >>> ax = result.plot(title="CIFAR-10")
@@ -117,7 +192,7 @@ class AllegianceResult:
         """
         from tf_signsal import plotting  # matplotlib only when a plot is asked for
 
-        return plotting.plot_allegiance(self, ax=ax, title=title, pairs=pairs)
+        return plotting.plot_allegiance(self, ax=ax, title=title, pairs=pairs, order=order)
 
 
 def trapezoid_auc(fractions: Sequence[float], curve: Sequence[float]) -> float:

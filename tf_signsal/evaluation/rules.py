@@ -1,8 +1,15 @@
-"""The deletion rule (spec section 2.2): which pixels a map deletes at each fraction.
+"""Which pixels a map removes at each fraction, in each order.
 
-For a map of N = H x W pixels and a fraction p: sort the map in descending order,
-take the threshold v at 0-based index round(p * N), and delete every pixel with
-(map > v) and (map != 0). Ties with v and zero pixels are never deleted.
+For a map of N = H x W pixels and a fraction p:
+  morf       (most relevant first, the paper's rule, spec section 2.2): sort the map in
+             descending order, take the threshold v at 0-based index round(p * N), and
+             delete every pixel with (map > v) and (map != 0). Ties with v and zero
+             pixels are never deleted.
+  lerf       (least relevant first): delete the round(p * N) pixels with the smallest
+             values, zeros included; ties are broken by pixel index in row-major order
+             (a stable ascending sort).
+  insertion  start from the all-fill image and put back the pixels MoRF deletes at p:
+             the filled pixels are the complement of MoRF's.
 """
 
 from __future__ import annotations
@@ -16,6 +23,8 @@ import tensorflow as tf
 from tf_signsal import _checks
 from tf_signsal.evaluation.pairs import PAPER_FRACTIONS
 
+ORDERS: tuple[str, ...] = ("morf", "lerf", "insertion")
+
 
 def threshold_indices(fractions: Sequence[float], num_pixels: int) -> np.ndarray:
     """The 0-based index round(p * N) of each fraction's threshold in a descending sort."""
@@ -23,6 +32,18 @@ def threshold_indices(fractions: Sequence[float], num_pixels: int) -> np.ndarray
     # up to N (p close to 1 on a small image) the index is clipped to the last
     # one, where the authors' code would fail: v is the smallest value.
     return np.array([min(round(p * num_pixels), num_pixels - 1) for p in fractions], np.int32)
+
+
+def lerf_counts(fractions: Sequence[float], num_pixels: int) -> np.ndarray:
+    """How many pixels LeRF deletes at each fraction: round(p * N), half to even."""
+    return np.array([min(round(p * num_pixels), num_pixels) for p in fractions], np.int32)
+
+
+@tf.function(reduce_retracing=True)
+def ascending_ranks(maps: tf.Tensor) -> tf.Tensor:
+    """Each pixel's 0-based position in its map's stable ascending sort, int32 (..., N)."""
+    order = tf.argsort(maps, axis=-1, stable=True)
+    return tf.argsort(order, axis=-1, stable=True)  # the inverse permutation
 
 
 @tf.function(reduce_retracing=True)
@@ -47,23 +68,30 @@ def thresholds_and_counts(maps: tf.Tensor, indices: tf.Tensor) -> tuple[tf.Tenso
     return tf.reshape(thresholds, shape), tf.reshape(counts, shape)
 
 
-def deletion_masks(maps: Any, fractions: Sequence[float] = PAPER_FRACTIONS) -> tf.Tensor:
-    """The pixels deleted at each fraction, by the rule of the spec (section 2.2).
+def deletion_masks(
+    maps: Any, fractions: Sequence[float] = PAPER_FRACTIONS, order: str = "morf"
+) -> tf.Tensor:
+    """The pixels replaced by the fill at each fraction, in the given order.
 
     Args:
         maps: saliency maps (B, H, W), e.g. from `SignedSaliency.explain`.
         fractions: fractions p in [0, 1), strictly increasing.
+        order: "morf" (the paper's rule, spec section 2.2), "lerf" or "insertion"
+            (see the module docstring).
 
     Returns:
-        bool tensor (B, len(fractions), H, W): (map > v) & (map != 0), where v
-        is the value at 0-based index round(p * H * W) of the map sorted in
-        descending order. Ties with v and zero pixels are never deleted.
+        bool tensor (B, len(fractions), H, W), True where the fill goes. For "morf":
+        (map > v) & (map != 0), where v is the value at 0-based index round(p * H * W)
+        of the map sorted in descending order; ties with v and zero pixels are never
+        deleted. For "lerf": the round(p * H * W) smallest pixels, ties by pixel index.
+        For "insertion": the complement of "morf".
 
     Example:
         >>> maps = tf_signsal.SignedSaliency(model).explain(images, methods=["positive"])
         >>> masks = deletion_masks(maps["positive"], [0.1, 0.5])   # (B, 2, H, W)
     """
     fractions = _checks.fractions(fractions)
+    order = _checks.one_of("order", order, ORDERS)
     maps = tf.convert_to_tensor(maps, tf.float32)
     if maps.shape.rank != 3:
         raise ValueError(
@@ -71,8 +99,14 @@ def deletion_masks(maps: Any, fractions: Sequence[float] = PAPER_FRACTIONS) -> t
         )
     num_pixels = maps.shape[1] * maps.shape[2]
     flat = tf.reshape(maps, (-1, num_pixels))
-    thresholds, _ = thresholds_and_counts(
-        flat, tf.constant(threshold_indices(fractions, num_pixels))
-    )
-    masks = (flat[:, None, :] > thresholds[:, :, None]) & (flat[:, None, :] != 0)
+    if order == "lerf":
+        counts = tf.constant(lerf_counts(fractions, num_pixels))
+        masks = ascending_ranks(flat)[:, None, :] < counts[None, :, None]
+    else:
+        thresholds, _ = thresholds_and_counts(
+            flat, tf.constant(threshold_indices(fractions, num_pixels))
+        )
+        masks = (flat[:, None, :] > thresholds[:, :, None]) & (flat[:, None, :] != 0)
+        if order == "insertion":
+            masks = ~masks
     return tf.reshape(masks, (-1, len(fractions), maps.shape[1], maps.shape[2]))
