@@ -12,17 +12,160 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import keras
 import tensorflow as tf
 
 from tf_signsal import _checks
-from tf_signsal.maps import SignedSaliency
+from tf_signsal.maps import METHODS, SignedSaliency
 
 EXPLAIN_SIGNATURE = "explain"
+
+# What a SavedModel folder holds: `export` replaces a folder holding only these (and
+# `saved_model.pb`), so that it never deletes a file of the user's.
+_SAVED_MODEL_FILES = frozenset({"saved_model.pb", "fingerprint.pb"})
+_SAVED_MODEL_FOLDERS = frozenset({"variables", "assets"})
+_EXPECTED = (
+    "a SavedModel folder (saved_model.pb and optionally variables/, assets/, "
+    "fingerprint.pb, nothing else), an empty folder, or a path that does not exist"
+)
+# Height and width of the probe batch that counts the classes of a model whose input
+# height and width are dynamic (None).
+_PROBE_SIZE = 64
+
+
+# ----------------------------------------------------------------------------- the path
+
+
+def _is_within(path: str, folder: str) -> bool:
+    """Whether `path` is `folder` or lies inside it (both absolute, links resolved)."""
+    try:
+        return os.path.commonpath([path, folder]) == folder
+    except ValueError:  # different drives
+        return False
+
+
+def _saved_model_problem(path: str) -> str | None:
+    """None when `path` is an empty folder or a SavedModel folder that `export` wrote
+    or could have written; otherwise what stands in the way, in words."""
+    entries = sorted(os.listdir(path))
+    unexpected = [
+        name
+        for name in entries
+        if not (
+            (name in _SAVED_MODEL_FILES and os.path.isfile(os.path.join(path, name)))
+            or (name in _SAVED_MODEL_FOLDERS and os.path.isdir(os.path.join(path, name)))
+        )
+        or os.path.islink(os.path.join(path, name))
+    ]
+    if unexpected:
+        more = len(unexpected) - 5
+        shown = ", ".join(unexpected[:5]) + (f" and {more} more" if more > 0 else "")
+        return f"a folder holding {shown}, which is not part of a SavedModel"
+    if entries and "saved_model.pb" not in entries:
+        return f"a folder holding {', '.join(entries)} but no saved_model.pb"
+    variables = os.path.join(path, "variables")
+    if os.path.isdir(variables):
+        foreign = sorted(
+            name
+            for name in os.listdir(variables)
+            if not (name == "variables.index" or name.startswith("variables.data-"))
+            or not os.path.isfile(os.path.join(variables, name))
+        )
+        if foreign:
+            return f"a SavedModel folder whose variables/ also holds {', '.join(foreign[:5])}"
+    return None
+
+
+def _check_path(path: str, overwrite: bool, protect: Iterable[str | os.PathLike]) -> None:
+    """Refuse a `path` whose replacement could lose a file of the user's."""
+    real = os.path.realpath(path)
+    current = os.path.realpath(os.getcwd())
+    if _is_within(current, real):
+        where = "the current directory" if real == current else "a parent of the current directory"
+        raise ValueError(
+            f"`path` {path} is {where}: `export` writes a SavedModel folder in its place; "
+            "pass a new folder, e.g. models/signsal/1"
+        )
+    for kept in protect:
+        kept = os.path.realpath(os.fspath(kept))
+        if _is_within(kept, real):
+            raise ValueError(
+                f"`path` {path} holds {kept}, the model being exported: pass a new folder for "
+                "the SavedModel, e.g. models/signsal/1"
+            )
+    if not os.path.lexists(path):
+        return
+    if os.path.islink(path):
+        raise FileExistsError(
+            f"`path` {path} is a symbolic link (to {os.readlink(path)}): `export` replaces "
+            f"only {_EXPECTED}"
+        )
+    if not os.path.isdir(path):
+        kind = "a file" if os.path.isfile(path) else "not a folder"
+        raise FileExistsError(
+            f"`path` {path} is {kind}: `export` replaces only {_EXPECTED}; remove it or pass "
+            "another path"
+        )
+    problem = _saved_model_problem(path)
+    if problem is not None:
+        raise FileExistsError(
+            f"`path` {path} is {problem}: `export` replaces only {_EXPECTED}. For TF Serving, "
+            "`path` is a version folder, e.g. models/signsal/1, not models/signsal"
+        )
+    if not overwrite:
+        what = "a SavedModel" if os.listdir(path) else "an empty folder"
+        raise FileExistsError(
+            f"`path` {path} already exists ({what}); pass overwrite=True to replace it"
+        )
+
+
+def _make_folders(folder: str, created: list[str]) -> None:
+    """Create `folder` and its missing parents (umask permissions), appending each one
+    created to `created`, outermost first."""
+    missing = []
+    while not os.path.exists(folder):
+        missing.append(folder)
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    for folder in reversed(missing):
+        try:
+            os.mkdir(folder)
+        except FileExistsError:
+            continue
+        created.append(folder)
+
+
+def _remove_empty(folders: Sequence[str]) -> None:
+    for folder in reversed(folders):
+        try:
+            os.rmdir(folder)
+        except OSError:
+            return
+
+
+def _replace(staging: str, path: str, overwrite: bool, protect: Iterable[str]) -> None:
+    """Rename the written `staging` folder onto `path`, replacing what the checks allow."""
+    _check_path(path, overwrite, protect)  # again: the folder may have changed meanwhile
+    if not os.path.lexists(path):
+        os.replace(staging, path)
+        return
+    retired = staging + "-old"
+    os.replace(path, retired)
+    try:
+        os.replace(staging, path)
+    except BaseException:
+        os.replace(retired, path)
+        raise
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------- the model
 
 
 def _image_shape(model: Any, image_shape: Sequence[int | None] | None) -> tuple:
@@ -37,10 +180,49 @@ def _image_shape(model: Any, image_shape: Sequence[int | None] | None) -> tuple:
     return shape
 
 
-def _explain_function(saliency: SignedSaliency):
+def _num_classes(saliency: SignedSaliency, shape: tuple) -> int:
+    """The class count of the model, refusing a model with a single output."""
+    probe = tuple(_PROBE_SIZE if d is None else d for d in shape)
+    # Eagerly checks that `model` is a (batch, classes) classifier whose output depends
+    # on its input, with a clear error before any tracing.
+    num_classes = saliency.num_classes(tf.zeros((1, *probe), tf.float32))
+    if num_classes < 2:
+        raise ValueError(
+            f"`model` has a single output ({num_classes} class): the active and inactive "
+            "maps of the `explain` signature compare the explained class with every other "
+            "class and would be meaningless; give the model one output per class (e.g. two "
+            "logits [-z, z] for a binary classifier)"
+        )
+    return num_classes
+
+
+def _explain_function(saliency: SignedSaliency, shape: tuple, num_classes: int):
+    expected = tf.TensorShape((None, *shape))
+
     def explain(images: tf.Tensor) -> dict[str, tf.Tensor]:
-        maps, logits, predictions = saliency.explain_batch(images)  # the predicted classes
-        return {**maps, "logits": logits, "predictions": predictions}
+        # A served signature does not check the shape of what it is fed (a tensor of the
+        # wrong rank aborts the whole server in a convolution), so check it here: the
+        # caller gets "Shape of tensor images [...] is not compatible with expected
+        # shape [?,H,W,ch]", and the signature still lists (-1, H, W, ch).
+        images = tf.ensure_shape(images, expected)
+        images = tf.debugging.assert_all_finite(
+            images, "explain: images contain NaN or Inf pixels; every pixel must be finite"
+        )
+
+        def explained() -> dict[str, tf.Tensor]:
+            maps, logits, predictions = saliency.explain_batch(images)  # predicted classes
+            return {**maps, "logits": logits, "predictions": predictions}
+
+        def empty() -> dict[str, tf.Tensor]:  # as `SignedSaliency.explain` of no images
+            size = tf.shape(images)[1:3]
+            maps = tf.zeros(tf.concat([[0], size], axis=0), tf.float32)
+            return {
+                **{method: maps for method in METHODS},
+                "logits": tf.zeros((0, num_classes), tf.float32),
+                "predictions": tf.zeros((0,), tf.int32),
+            }
+
+        return tf.cond(tf.shape(images)[0] > 0, explained, empty)
 
     return explain
 
@@ -52,6 +234,7 @@ def export(
     jacobian: str = "auto",
     classes_per_chunk: int = 16,
     overwrite: bool = False,
+    protect: Iterable[str | os.PathLike] = (),
 ) -> str:
     """Write a SavedModel with a `serving_default` and an `explain` signature.
 
@@ -63,22 +246,43 @@ def export(
             the explained (predicted) class, and `standard`, `positive`,
             `negative`, `active`, `inactive`: float32 (batch, H, W) maps in
             [0, 1], as `SignedSaliency(model).explain(images)` returns them.
+            As `SignedSaliency.explain` does, it refuses images with NaN or
+            Inf pixels and images of another shape than (batch, H, W,
+            channels) (an `InvalidArgumentError` naming the problem); an
+            empty batch gives empty outputs.
 
     The directory is written next to `path` under a temporary name and renamed
-    into place, so `path` never holds a half-written model. For TF Serving,
-    `path` is a version folder, e.g. `models/signsal/1`.
+    into place, so `path` never holds a half-written model, and nothing is
+    left behind when the export fails. Its folders and files get the
+    permissions the umask gives (e.g. 0755 and 0644), so a server running as
+    another user can read them. For TF Serving, `path` is a version folder,
+    e.g. `models/signsal/1`.
+
+    `export` never replaces anything but a SavedModel: before any work it
+    refuses (`FileExistsError`) a `path` that is a file, a symbolic link, or a
+    folder holding anything else than `saved_model.pb`, `variables/`,
+    `assets/` and `fingerprint.pb` (e.g. `models/signsal` instead of
+    `models/signsal/1`), even with `overwrite=True`; and (`ValueError`) the
+    current directory or one of its parents, or a folder holding a path of
+    `protect`. It also refuses (`ValueError`) a model with a single output:
+    the active and inactive maps need other classes to compare with.
 
     Args:
-        model: a Keras classifier returning logits (batch, classes); a
-            softmax last layer is stripped for the maps (see `SignedSaliency`).
+        model: a Keras classifier returning logits (batch, classes), with at
+            least two classes; a softmax last layer is stripped for the maps
+            (see `SignedSaliency`).
         path: the SavedModel directory to create.
         image_shape: (H, W, channels) of the inputs; taken from the model when
-            it declares its input (required for a subclassed model).
+            it declares its input (required for a subclassed model). H and W
+            may be None (any size).
         jacobian: "auto", "batch_jacobian" or "loop", as in `GradientEngine`;
             "auto" picks for the machine exporting, so pass "batch_jacobian"
             when exporting on a CPU for a server with a GPU.
         classes_per_chunk: classes whose gradients are held at once.
-        overwrite: replace an existing `path`; otherwise it is an error.
+        overwrite: replace an existing `path` that is a SavedModel or an empty
+            folder; otherwise an existing `path` is an error.
+        protect: paths that `path` must not hold, e.g. the file the model was
+            loaded from (a loaded Keras model does not know it).
 
     Returns:
         The path written, as a string.
@@ -90,14 +294,11 @@ def export(
         >>> out["positive"].shape                                 # (batch, H, W)
     """
     path = os.path.abspath(os.fspath(path))
-    if os.path.exists(path) and not overwrite:
-        raise FileExistsError(f"`path` {path} already exists; pass overwrite=True to replace it")
+    protect = tuple(os.fspath(p) for p in protect)
+    _check_path(path, overwrite, protect)
     shape = _image_shape(model, image_shape)
     saliency = SignedSaliency(model, classes_per_chunk=classes_per_chunk, jacobian=jacobian)
-    if None not in shape:
-        # Eagerly checks that `model` is a (batch, classes) classifier whose
-        # output depends on its input, with a clear error before any tracing.
-        saliency.num_classes(tf.zeros((1, *shape), tf.float32))
+    num_classes = _num_classes(saliency, shape)
     spec = tf.TensorSpec((None, *shape), tf.float32, name="images")
 
     # The input named as `keras.Model.export` names it, so that serving_default
@@ -110,21 +311,23 @@ def export(
     )
     archive = keras.export.ExportArchive()
     archive.track_and_add_endpoint("serve", model, input_signature=[serve_spec])
-    archive.add_endpoint(EXPLAIN_SIGNATURE, _explain_function(saliency), input_signature=[spec])
+    archive.add_endpoint(
+        EXPLAIN_SIGNATURE, _explain_function(saliency, shape, num_classes), input_signature=[spec]
+    )
 
-    parent = os.path.dirname(path)
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.tmp-", dir=parent)
+    # Not `tempfile.mkdtemp`: its folder is private (0700), which a server running as
+    # another user cannot read; `os.mkdir` gives the umask's permissions.
+    staging = os.path.join(
+        os.path.dirname(path), f".{os.path.basename(path)}.tmp-{uuid.uuid4().hex}"
+    )
+    created: list[str] = []
     try:
+        _make_folders(os.path.dirname(path), created)
+        os.mkdir(staging)
         archive.write_out(staging, verbose=False)
-        if os.path.exists(path):
-            retired = staging + "-old"
-            os.replace(path, retired)
-            os.replace(staging, path)
-            shutil.rmtree(retired, ignore_errors=True)
-        else:
-            os.replace(staging, path)
+        _replace(staging, path, overwrite, protect)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
+        _remove_empty(created)
         raise
     return path
