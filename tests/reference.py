@@ -21,9 +21,24 @@ def reference_class_gradients(model, images):
     return np.stack(per_image)
 
 
-def reference_maps(model, images, targets=None, normalize=True):
-    """The five maps of the spec, element by element, from the per-class gradients."""
-    gradients = reference_class_gradients(model, images)
+def reference_attributions(model, images, attribution):
+    """(B, C, H, W, ch) per-class attributions, one image, class and point at a time:
+    the mean gradient over the attribution's points, times its scale."""
+    images = np.asarray(images, np.float32)
+    count = attribution.num_points
+    points = np.asarray(attribution.points(tf.constant(images)))  # (S * B, H, W, ch)
+    points = points.reshape(count, len(images), *images.shape[1:])
+    gradients = np.mean([reference_class_gradients(model, p) for p in points], axis=0)
+    scale = attribution.scale(tf.constant(images))
+    return gradients if scale is None else gradients * np.asarray(scale)[:, None]
+
+
+def reference_maps(model, images, targets=None, normalize=True, attributions=None):
+    """The five maps of the spec, element by element, from the per-class gradients (or
+    from the given per-class `attributions`, (B, C, H, W, ch))."""
+    gradients = attributions
+    if gradients is None:
+        gradients = reference_class_gradients(model, images)
     logits = np.asarray(model(np.asarray(images, np.float32), training=False))
     if targets is None:
         targets = logits.argmax(axis=1)

@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_signsal import _checks
+from tf_signsal.attributions import Attribution, Gradient
 
 JACOBIAN_MODES = ("auto", "batch_jacobian", "loop")
 
@@ -224,6 +225,10 @@ class GradientEngine:
             definition). An integer k compares it only with each image's k
             highest-scoring other classes: k + 1 backward passes instead of C,
             for models with very many classes; exact when k >= C - 1.
+        attribution: what the statistics are of (`tf_signsal.attributions`): the
+            gradient (default), or an attribution averaging gradients over points
+            (integrated gradients, smoothgrad), whose points go through the model
+            as one batch of S * B images.
     """
 
     def __init__(
@@ -232,12 +237,18 @@ class GradientEngine:
         classes_per_chunk: int = 16,
         jacobian: str = "auto",
         rivals: int | None = None,
+        attribution: Attribution | None = None,
     ):
         _checks.check_choices("jacobian", jacobian, JACOBIAN_MODES)
         self.model = model
         self.classes_per_chunk = _checks.positive_int("classes_per_chunk", classes_per_chunk)
         self.rivals = None if rivals is None else _checks.positive_int("rivals", rivals)
         self.jacobian_mode = _default_jacobian_mode() if jacobian == "auto" else jacobian
+        if attribution is not None and not isinstance(attribution, Attribution):
+            raise TypeError(
+                f"`attribution` must be an Attribution, received {type(attribution).__name__}"
+            )
+        self.attribution = attribution or Gradient()
         self._logits_of_model = logits_function(model)
         self._functions: dict[tuple, Any] = {}
         self._num_classes: dict[tuple, int] = {}
@@ -336,43 +347,69 @@ class GradientEngine:
         predicted = tf.argmax(logits, axis=1, output_type=tf.int32)
         return tf.where(targets < 0, predicted, targets)
 
+    def _attribute(self, gradients: tf.Tensor, images: tf.Tensor) -> tf.Tensor:
+        """The attribution from the gradients at the points: the mean over the S points
+        (sample-major rows, any trailing class axis) times the attribution's scale."""
+        count = self.attribution.num_points
+        if count > 1:
+            shape = tf.concat([[count, -1], tf.shape(gradients)[1:]], axis=0)
+            gradients = tf.reduce_mean(tf.reshape(gradients, shape), axis=0)
+        scale = self.attribution.scale(images)
+        if scale is None:
+            return gradients
+        if gradients.shape.rank == scale.shape.rank + 1:  # (B, k, H, W, ch) from a chunk
+            scale = scale[:, None]
+        return gradients * scale
+
     def _target_only(self, images, targets):
+        points = self.attribution.points(images)
         with tf.GradientTape() as tape:
-            tape.watch(images)
-            logits = self.logits(images)
+            tape.watch(points)
+            point_logits = self.logits(points)
+        logits = point_logits if points is images else self.logits(images)
         targets = self._resolve_targets(logits, targets)
-        gradient = tape.gradient(
-            logits, images, output_gradients=tf.one_hot(targets, logits.shape[-1])
-        )
+        seeds = tf.one_hot(targets, logits.shape[-1])
+        if points is not images:
+            seeds = tf.tile(seeds, [self.attribution.num_points, 1])
+        gradient = tape.gradient(point_logits, points, output_gradients=seeds)
         if gradient is None:
             raise _no_gradient_error()
-        return logits, targets, gradient, None, None
+        return logits, targets, self._attribute(gradient, images), None, None
 
     def _fold_chunk(self, images, class_ids, targets, state):
-        """One forward pass, the gradients of a chunk of classes, folded into the state.
+        """One forward pass, the attributions of a chunk of classes, folded into the state.
 
         `class_ids` (B, k) gives each image's classes for this chunk; -1 pads a
-        chunk and counts for nothing. state = (target_gradient, rival_max,
-        rival_min). Returns the logits, the resolved targets and the new state.
+        chunk and counts for nothing. state = (target_attribution, rival_max,
+        rival_min). With an attribution of several points, `targets` must be
+        resolved already. Returns the logits (of the points), the resolved targets
+        and the new state.
         """
         classes = tf.maximum(class_ids, 0)
+        points = self.attribution.points(images)
+        if points is not images:  # S points per image, sample-major
+            classes = tf.tile(classes, [self.attribution.num_points, 1])
         loop = self.jacobian_mode == "loop"
         with tf.GradientTape(persistent=loop) as tape:
-            tape.watch(images)
-            logits = self.logits(images)
+            tape.watch(points)
+            logits = self.logits(points)
             chunk_logits = tf.gather(logits, classes, axis=1, batch_dims=1)
-        targets = self._resolve_targets(logits, targets)
+        if points is images:
+            targets = self._resolve_targets(logits, targets)
         is_target = tf.equal(class_ids, targets[:, None])
         is_rival = (class_ids >= 0) & ~is_target
         if not loop:
-            jacobian = _batch_jacobian(tape, chunk_logits, images)
+            jacobian = self._attribute(_batch_jacobian(tape, chunk_logits, points), images)
             return logits, targets, _fold_stacked(jacobian, is_target, is_rival, state)
         # One class at a time, with per-image weights instead of a stacked
         # (B, k, H, W, ch) Jacobian and broadcast selects: measured about 15%
         # faster on CPUs (benchmarks/README.md).
         for column in range(chunk_logits.shape[1]):
-            gradient = _column_gradient(tape, chunk_logits, images, column)
-            state = _fold_column(gradient, is_target[:, column], is_rival[:, column], state)
+            gradient = _column_gradient(tape, chunk_logits, points, column)
+            state = _fold_column(
+                self._attribute(gradient, images), is_target[:, column], is_rival[:, column],
+                state,
+            )
         return logits, targets, state
 
     def _class_ids(self, images, targets, num_classes):
@@ -395,6 +432,11 @@ class GradientEngine:
         chunks = math.ceil(count / size)
         class_ids = tf.pad(class_ids, [[0, 0], [0, chunks * size - count]], constant_values=-1)
 
+        if logits is None and self.attribution.num_points > 1:
+            # The chunks' forward passes are of the points: the intact images' logits
+            # (and so the predicted classes) need a pass of their own.
+            logits = self.logits(images)
+            targets = self._resolve_targets(logits, targets)
         infinity = tf.fill(tf.shape(images), np.inf)
         # The first chunk's forward pass also gives the logits (and so the
         # predicted classes) when they are not known yet.

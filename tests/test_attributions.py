@@ -1,0 +1,155 @@
+"""Sign-aware attributions (gradient x input, integrated gradients, smoothgrad) against
+plain loops over classes and points, and their defining properties."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import small_conv_net
+from reference import reference_attributions, reference_maps
+from tf_signsal import METHODS, SignedSaliency
+from tf_signsal.attributions import (
+    ATTRIBUTIONS,
+    Gradient,
+    GradientXInput,
+    IntegratedGradients,
+    SmoothGrad,
+)
+
+CONFIGURED = {
+    "gradient": Gradient(),
+    "gradient_x_input": GradientXInput(),
+    "integrated_gradients": IntegratedGradients(steps=4, baseline=0.2),
+    "smoothgrad": SmoothGrad(samples=3, noise=0.1, seed=5),
+}
+
+
+def assert_maps_equal(maps, expected, atol=1e-5):
+    for method in METHODS:
+        np.testing.assert_allclose(maps[method].numpy(), expected[method], atol=atol,
+                                   err_msg=method)
+
+
+@pytest.mark.parametrize("name", ATTRIBUTIONS)
+@pytest.mark.parametrize("jacobian", ["loop", "batch_jacobian"])
+def test_maps_match_the_loop_reference(name, jacobian, images):
+    model = small_conv_net()
+    attribution = CONFIGURED[name]
+    saliency = SignedSaliency(model, attribution=attribution, jacobian=jacobian,
+                              classes_per_chunk=2)
+    attributions = reference_attributions(model, images, attribution)
+    assert_maps_equal(saliency.explain(images),
+                      reference_maps(model, images, attributions=attributions))
+    targets = np.array([4, 0, 3, 1, 2, 2])
+    assert_maps_equal(
+        saliency.explain(images, targets=targets, normalize=False),
+        reference_maps(model, images, targets, normalize=False, attributions=attributions),
+    )
+
+
+@pytest.mark.parametrize("name", ["integrated_gradients", "smoothgrad"])
+def test_exact_rivals_and_target_only_paths_agree(name, images):
+    model = small_conv_net()
+    attribution = CONFIGURED[name]
+    full = SignedSaliency(model, attribution=attribution).explain(images)
+    rivals = SignedSaliency(model, attribution=attribution, rivals=4).explain(images)
+    assert_maps_equal(rivals, {m: v.numpy() for m, v in full.items()}, atol=0)
+    alone = SignedSaliency(model, attribution=attribution).explain(
+        images, methods=["standard", "positive", "negative"]
+    )
+    for method in alone:
+        np.testing.assert_allclose(alone[method].numpy(), full[method].numpy(), atol=1e-6)
+
+
+def _one_channel_model():
+    keras.utils.set_random_seed(2)
+    return keras.Sequential([
+        keras.Input((6, 6, 1)), keras.layers.Conv2D(4, 3, activation="tanh"),
+        keras.layers.Flatten(), keras.layers.Dense(3),
+    ])
+
+
+def test_integrated_gradients_completeness(rng):
+    model = _one_channel_model()
+    images = rng.random((4, 6, 6, 1), dtype=np.float32)
+    baseline = 0.1
+    logits = np.asarray(model(images, training=False))
+    origin = np.asarray(model(np.full_like(images, baseline), training=False))
+    targets = logits.argmax(axis=1)
+    expected = logits[np.arange(4), targets] - origin[np.arange(4), targets]
+    errors = []
+    for steps in (2, 8, 32):
+        saliency = SignedSaliency(
+            model, attribution=IntegratedGradients(steps=steps, baseline=baseline)
+        )
+        maps = saliency.explain(images, methods=["positive", "negative"], normalize=False)
+        total = (maps["positive"] - maps["negative"]).numpy().sum(axis=(1, 2))
+        errors.append(np.abs(total - expected).max())
+    assert errors[2] < 1e-3 * max(1.0, np.abs(expected).max())
+    assert errors[0] > errors[1] > errors[2]  # the midpoint rule's error shrinks
+
+
+def test_smoothgrad_without_noise_is_the_gradient(model, images):
+    gradient = SignedSaliency(model).explain(images)
+    smooth = SignedSaliency(model, attribution=SmoothGrad(samples=3, noise=0.0)).explain(images)
+    assert_maps_equal(smooth, {m: v.numpy() for m, v in gradient.items()}, atol=1e-6)
+
+
+def test_smoothgrad_is_seeded_and_batch_independent(model, images):
+    saliency = SignedSaliency(model, attribution=SmoothGrad(samples=4, seed=3))
+    whole = saliency.explain(images)
+    one_by_one = saliency.explain(images, batch_size=1)
+    reordered = saliency.explain(images[::-1])
+    for method in METHODS:
+        np.testing.assert_array_equal(one_by_one[method].numpy(), whole[method].numpy())
+        np.testing.assert_allclose(reordered[method].numpy()[::-1], whole[method].numpy(),
+                                   atol=1e-6)
+    other = SignedSaliency(model, attribution=SmoothGrad(samples=4, seed=4)).explain(images)
+    assert not np.allclose(other["standard"].numpy(), whole["standard"].numpy())
+
+
+def test_smoothgrad_noise_statistics(images):
+    attribution = SmoothGrad(samples=50, noise=0.2, value_range=(0.0, 2.0))
+    points = attribution.points(tf.constant(images)).numpy().reshape(50, *images.shape)
+    noise = points - images[None]
+    assert abs(noise.mean()) < 0.01 and abs(noise.std() - 0.4) < 0.01
+
+
+def test_named_attributions_use_the_value_range(model, images):
+    white = SignedSaliency(model, attribution="integrated_gradients", value_range=(-1.0, 2.0))
+    explicit = SignedSaliency(model, attribution=IntegratedGradients(baseline=0.0))
+    assert white.attribution.steps == 32 and explicit.attribution.baseline == 0.0
+    named = IntegratedGradients(baseline="white", value_range=(-1.0, 2.0))
+    x0 = named.scale(tf.constant(images)).numpy() - images
+    np.testing.assert_allclose(x0, -2.0)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"attribution": "lime"}, ValueError, "`attribution`"),
+        ({"attribution": 3}, TypeError, "`attribution`"),
+        ({"attribution": IntegratedGradients(baseline=np.zeros((4, 4, 3)))}, ValueError,
+         "`baseline`"),
+    ],
+)
+def test_bad_attribution_arguments(model, images, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        SignedSaliency(model, **kwargs).explain(images)
+
+
+@pytest.mark.parametrize(
+    "make, error, message",
+    [
+        (lambda: IntegratedGradients(steps=0), ValueError, "`steps`"),
+        (lambda: IntegratedGradients(baseline="grey"), ValueError, "`baseline`"),
+        (lambda: IntegratedGradients(baseline=np.nan), ValueError, "`baseline`"),
+        (lambda: SmoothGrad(noise=-0.1), ValueError, "`noise`"),
+        (lambda: SmoothGrad(samples=2.5), TypeError, "`samples`"),
+        (lambda: SmoothGrad(seed=-1), ValueError, "`seed`"),
+    ],
+)
+def test_bad_attribution_parameters(make, error, message):
+    with pytest.raises(error, match=message):
+        make()
