@@ -11,14 +11,24 @@ way into the gradients) -> any explainer's maps -> `AllegianceEvaluator`
 `AllegianceResult` -> `tf_signsal.plotting` / JSON.
 """
 
+from tf_signsal.attributions import (
+    ATTRIBUTIONS,
+    GradientXInput,
+    IntegratedGradients,
+    SmoothGrad,
+)
 from tf_signsal.evaluation import (
     ALL_PAIRS,
     FILLS,
+    ORDERS,
     PAPER_FRACTIONS,
     PAPER_PAIRS,
     RANDOM_PAIRS,
     AllegianceEvaluator,
     AllegianceResult,
+    RandomizationResult,
+    random_logit_check,
+    randomization_check,
 )
 from tf_signsal.gradients import GradientEngine, class_gradients
 from tf_signsal.maps import METHODS, Explanation, SignedSaliency
@@ -27,7 +37,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ALL_PAIRS",
+    "ATTRIBUTIONS",
     "FILLS",
+    "ORDERS",
     "PAPER_FRACTIONS",
     "PAPER_PAIRS",
     "RANDOM_PAIRS",
@@ -36,7 +48,13 @@ __all__ = [
     "METHODS",
     "Explanation",
     "GradientEngine",
+    "GradientXInput",
+    "IntegratedGradients",
+    "RandomizationResult",
+    "SmoothGrad",
     "SignedSaliency",
     "class_gradients",
+    "random_logit_check",
+    "randomization_check",
     "__version__",
 ]

@@ -48,6 +48,13 @@ def non_negative_int(name: str, value: Any) -> int:
     return integer(name, value, minimum=0)
 
 
+def boolean(name: str, value: Any) -> bool:
+    """`value` as a bool: TypeError unless it is one (numpy's included)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"`{name}` must be True or False, received {value!r}")
+    return bool(value)
+
+
 def is_real(value: Any) -> bool:
     """Whether `value` is a real number (bools are not)."""
     return isinstance(value, numbers.Real) and not isinstance(value, bool)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 
 def save_atomic(path: str | os.PathLike, write: Callable[[str], object]) -> None:
@@ -36,3 +38,19 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> None:
             file.write(data)
 
     save_atomic(path, write)
+
+
+def write_json(path: str | os.PathLike, record: Any) -> None:
+    """Write `record` as indented JSON, atomically. NaN and Inf are refused (ValueError):
+    they are not JSON, and no number the package writes should be one."""
+    write_atomic(path, (json.dumps(record, indent=1, allow_nan=False) + "\n").encode())
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """Read a JSON file, refusing NaN and Inf (ValueError) as `write_json` does."""
+
+    def refuse(name: str) -> float:
+        raise ValueError(f"{os.fspath(path)} holds {name}, which is no number")
+
+    with open(path) as file:
+        return json.load(file, parse_constant=refuse)

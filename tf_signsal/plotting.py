@@ -346,3 +346,54 @@ def plot_allegiance(
     if title or order != "morf":
         ax.set_title(" - ".join(t for t in (title, None if order == "morf" else order) if t))
     return ax
+
+
+def plot_randomization(result: Any, ax: Any = None, title: str | None = None) -> Any:
+    """Rank correlation with the intact maps at each randomisation step of a
+    `RandomizationResult`, as in Adebayo et al.'s Fig. 2 (arXiv 1810.03292).
+
+    x: "intact", then the randomised layers from the top (cascading: each step
+    adds one layer; independent: one layer at a time); y: the mean Spearman rank
+    correlation with the intact model's maps. One solid line per map, the signed
+    gradient dashed, and a line at 0 (no agreement left).
+
+    Args:
+        result: a `tf_signsal.evaluation.sanity.RandomizationResult`.
+        ax: a matplotlib Axes to draw on; a new figure when None.
+        title: an optional title.
+
+    Returns:
+        the matplotlib Axes.
+
+    Example:
+        >>> ax = plotting.plot_randomization(randomization_check(model, images))
+        >>> plotting.save_figure(ax.figure, "randomization.png")
+    """
+    import matplotlib.pyplot as plt  # only needed here
+
+    steps = tuple(result.steps)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(max(5.0, 0.45 * len(steps) + 2.5), 4), layout="constrained")
+    x = np.arange(len(steps))
+    colors = dict(zip(METHODS, ("C0", "C1", "C2", "C3", "C4")))  # as plot_allegiance
+    for method, values in result.spearman.items():
+        ax.plot(x, values, marker=".", color=colors.get(method), label=method)
+    ax.plot(
+        x, result.spearman_signed, linestyle="--", marker=".", color="k", label="signed gradient"
+    )
+    ax.axhline(0.0, color="gray", linewidth=0.8)
+    ax.set_xticks(x)
+    ax.set_xticklabels(steps, rotation=60, ha="right", rotation_mode="anchor", fontsize="small")
+    ax.set_xlim(-0.3, len(steps) - 0.7)
+    ax.set_ylim(-1.05, 1.05)
+    ax.set_xlabel(
+        "layers randomised from the top (cascading)"
+        if result.cascade
+        else "layer randomised (one at a time)"
+    )
+    ax.set_ylabel("rank correlation with the intact map")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    if title:
+        ax.set_title(title)
+    return ax

@@ -6,6 +6,7 @@
     evaluator.py       AllegianceEvaluator: any explainer, chunked forward passes,
                        counts in a named record, tf.distribute
     result.py          AllegianceResult: curves, AUC, JSON
+    sanity.py          model-randomisation and random-logit checks
 """
 
 from tf_signsal._checks import FILLS
@@ -25,12 +26,19 @@ from tf_signsal.evaluation.pairs import (
 )
 from tf_signsal.evaluation.random_control import random_maps
 from tf_signsal.evaluation.result import AllegianceResult, trapezoid_auc
-from tf_signsal.evaluation.rules import deletion_masks
+from tf_signsal.evaluation.rules import ORDERS, deletion_masks
+from tf_signsal.evaluation.sanity import (
+    RandomizationResult,
+    random_logit_check,
+    randomization_check,
+    rank_correlations,
+)
 
 __all__ = [
     "ALL_PAIRS",
     "DELETION_METHODS",
     "FILLS",
+    "ORDERS",
     "PAPER_FRACTIONS",
     "PAPER_PAIRS",
     "RANDOM_METHOD",
@@ -41,10 +49,14 @@ __all__ = [
     "Explainer",
     "Fill",
     "Pair",
+    "RandomizationResult",
     "deletion_masks",
     "fill_values",
     "pair_name",
     "parse_pair",
+    "random_logit_check",
     "random_maps",
+    "randomization_check",
+    "rank_correlations",
     "trapezoid_auc",
 ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -10,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from tf_signsal._io import write_atomic
+from tf_signsal._io import read_json, write_json
 from tf_signsal.evaluation.pairs import Pair, pair_name, parse_pair
 
 # Higher is better for insertion (allegiance rises as pixels come back), lower otherwise.
@@ -165,13 +164,12 @@ class AllegianceResult:
     def save_json(self, path: str | os.PathLike) -> None:
         """Write `to_dict()` as JSON, atomically (a temporary file, then a rename)."""
         # allow_nan=False: NaN is not JSON, and no curve of a real run holds one.
-        write_atomic(path, json.dumps(self.to_dict(), indent=1, allow_nan=False).encode())
+        write_json(path, self.to_dict())
 
     @classmethod
     def load_json(cls, path: str | os.PathLike) -> AllegianceResult:
         """Read a file written by `save_json`."""
-        with open(path) as file:
-            return cls.from_dict(json.load(file, parse_constant=_refuse_constant))
+        return cls.from_dict(read_json(path))
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, AllegianceResult) and self.to_dict() == other.to_dict()
@@ -200,7 +198,3 @@ def trapezoid_auc(fractions: Sequence[float], curve: Sequence[float]) -> float:
     p = np.asarray(fractions, np.float64)
     a = np.asarray(curve, np.float64)
     return float(np.sum((a[1:] + a[:-1]) / 2 * (p[1:] - p[:-1])))
-
-
-def _refuse_constant(name: str) -> float:
-    raise ValueError(f"not a valid allegiance result: the JSON holds {name}, which is no number")
