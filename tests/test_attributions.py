@@ -153,3 +153,36 @@ def test_bad_attribution_arguments(model, images, kwargs, error, message):
 def test_bad_attribution_parameters(make, error, message):
     with pytest.raises(error, match=message):
         make()
+
+
+def test_evaluator_callbacks_and_export_use_the_attribution(model, images, tmp_path):
+    from tf_signsal import AllegianceEvaluator, callbacks
+    from tf_signsal.evaluation import PAPER_PAIRS
+    from tf_signsal.serving import export
+
+    attribution = IntegratedGradients(steps=3)
+    saliency = SignedSaliency(model, attribution=attribution)
+    expected = saliency.explain(images)
+    # The evaluator's default explainer, and an explicit one, give the same curves.
+    by_name = AllegianceEvaluator(model, attribution=attribution).evaluate(images, verbose=0)
+    explicit = AllegianceEvaluator(model, explainer=saliency).evaluate(images, verbose=0)
+    for pair in PAPER_PAIRS:
+        np.testing.assert_array_equal(by_name.curves[pair], explicit.curves[pair])
+    with pytest.raises(ValueError, match="`attribution`"):
+        AllegianceEvaluator(model, explainer=saliency, attribution="smoothgrad")
+    # The maps callback logs the attribution's maps.
+    maps_cb = callbacks.SaliencyMapsCallback(images, tmp_path / "maps", attribution=attribution)
+    maps_cb.set_model(model)
+    computed = maps_cb.compute()
+    for method in METHODS:
+        np.testing.assert_array_equal(computed[method], expected[method].numpy())
+    allegiance = callbacks.AllegianceCallback(images, attribution=attribution)
+    allegiance.set_model(model)
+    assert allegiance.evaluate() == by_name
+    # The served explain signature gives the same maps.
+    import tensorflow as tf
+
+    served = tf.saved_model.load(export(model, tmp_path / "m" / "1", attribution=attribution))
+    out = served.signatures["explain"](images=tf.constant(images))
+    for method in METHODS:
+        np.testing.assert_allclose(out[method].numpy(), expected[method].numpy(), atol=1e-5)

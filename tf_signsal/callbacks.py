@@ -25,6 +25,7 @@ import tensorflow as tf
 
 from tf_signsal import _checks, plotting
 from tf_signsal._io import write_atomic
+from tf_signsal.attributions import Attribution, as_attribution
 from tf_signsal.evaluation import (
     DELETION_METHODS,
     PAPER_FRACTIONS,
@@ -104,6 +105,11 @@ class SaliencyMapsCallback(keras.callbacks.Callback):
         class_names: optional class names, used in the figure titles.
         labels: optional true class index of each probe image, shape (B,) or
             (B, 1) (as `keras.datasets` gives them).
+        attribution: what the maps are of: "gradient" (the paper),
+            "gradient_x_input", "integrated_gradients", "smoothgrad", or a
+            configured `tf_signsal.attributions` object (see `SignedSaliency`).
+        value_range: (low, high) of the model's input (SmoothGrad's noise scale,
+            named baselines).
 
     Example:
         >>> maps_cb = SaliencyMapsCallback(x_test[:8], "logs/maps", labels=y_test[:8],
@@ -122,8 +128,12 @@ class SaliencyMapsCallback(keras.callbacks.Callback):
         formats: Sequence[str] = FORMATS,
         class_names: Sequence[str] | None = None,
         labels: Any = None,
+        attribution: str | Attribution = "gradient",
+        value_range: tuple[float, float] = (0.0, 1.0),
     ):
         super().__init__()
+        self.value_range = _checks.value_range(value_range)
+        self.attribution = as_attribution(attribution, self.value_range)
         self.images = _checks.as_image_batch(images).numpy()
         batch = self.images.shape[0]
         if batch == 0:
@@ -179,7 +189,9 @@ class SaliencyMapsCallback(keras.callbacks.Callback):
         """
         if self._saliency is None or self._saliency.model is not self.model:
             # Built once: its traced functions read the live weights at each call.
-            self._saliency = SignedSaliency(self.model)
+            self._saliency = SignedSaliency(
+                self.model, attribution=self.attribution, value_range=self.value_range
+            )
         maps, logits = self._saliency.explain_with_logits(self.images, self.targets, self.methods)
         arrays = {method: maps[method].numpy() for method in self.methods}
         arrays["logits"] = logits.numpy()
@@ -279,6 +291,9 @@ class AllegianceCallback(keras.callbacks.Callback):
             I/O error gives a `RuntimeWarning` and training goes on.
         batch_size: images per saliency pass for array data.
         value_range: (black, white), the ends of the model's input range.
+        attribution: what the maps are of (see `SignedSaliency`): "gradient"
+            (the paper), "gradient_x_input", "integrated_gradients",
+            "smoothgrad" or a configured `tf_signsal.attributions` object.
 
     Attributes:
         results: {epoch: AllegianceResult} of the evaluated epochs (1-based).
@@ -304,6 +319,7 @@ class AllegianceCallback(keras.callbacks.Callback):
         save_dir: str | os.PathLike | None = None,
         batch_size: int = 128,
         value_range: tuple[float, float] = (0.0, 1.0),
+        attribution: str | Attribution = "gradient",
     ):
         super().__init__()
         if isinstance(data, tf.data.Dataset):  # evaluated every time: it must end
@@ -316,6 +332,7 @@ class AllegianceCallback(keras.callbacks.Callback):
         self.save_dir = None if save_dir is None else os.fspath(save_dir)
         self.batch_size = _checks.positive_int("batch_size", batch_size)
         self.value_range = _checks.value_range(value_range)
+        self.attribution = as_attribution(attribution, self.value_range)
         self.results: dict[int, AllegianceResult] = {}
         self._evaluator: AllegianceEvaluator | None = None
         self._first_epoch = True
@@ -341,6 +358,7 @@ class AllegianceCallback(keras.callbacks.Callback):
                 pairs=self.pairs,
                 batch_size=self.batch_size,
                 value_range=self.value_range,
+                attribution=self.attribution,
             )
 
     def on_train_begin(self, logs=None):

@@ -20,6 +20,7 @@ import keras
 import tensorflow as tf
 
 from tf_signsal import _checks
+from tf_signsal.attributions import Attribution
 from tf_signsal.maps import METHODS, SignedSaliency
 
 EXPLAIN_SIGNATURE = "explain"
@@ -235,6 +236,8 @@ def export(
     classes_per_chunk: int = 16,
     overwrite: bool = False,
     protect: Iterable[str | os.PathLike] = (),
+    attribution: str | Attribution = "gradient",
+    value_range: tuple[float, float] = (0.0, 1.0),
 ) -> str:
     """Write a SavedModel with a `serving_default` and an `explain` signature.
 
@@ -283,6 +286,10 @@ def export(
             folder; otherwise an existing `path` is an error.
         protect: paths that `path` must not hold, e.g. the file the model was
             loaded from (a loaded Keras model does not know it).
+        attribution: what the served maps are of (see `SignedSaliency`):
+            "gradient" (the paper), "gradient_x_input", "integrated_gradients",
+            "smoothgrad" or a configured `tf_signsal.attributions` object.
+        value_range: (low, high) of the model's input, for the attribution.
 
     Returns:
         The path written, as a string.
@@ -297,7 +304,10 @@ def export(
     protect = tuple(os.fspath(p) for p in protect)
     _check_path(path, overwrite, protect)
     shape = _image_shape(model, image_shape)
-    saliency = SignedSaliency(model, classes_per_chunk=classes_per_chunk, jacobian=jacobian)
+    saliency = SignedSaliency(
+        model, classes_per_chunk=classes_per_chunk, jacobian=jacobian,
+        attribution=attribution, value_range=value_range,
+    )
     num_classes = _num_classes(saliency, shape)
     spec = tf.TensorSpec((None, *shape), tf.float32, name="images")
 

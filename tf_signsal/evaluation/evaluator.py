@@ -26,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_signsal import _checks
+from tf_signsal.attributions import Attribution
 from tf_signsal.evaluation.pairs import (
     DELETION_METHODS,
     PAPER_FRACTIONS,
@@ -142,6 +143,10 @@ class AllegianceEvaluator:
             by pixel index) and "insertion" (from the all-fill image, put back
             the pixels MoRF deletes; higher AUC is better). With "morf" and
             "lerf", `result.srg` gives AUC(LeRF) - AUC(MoRF).
+        attribution: the attribution of the default explainer's five maps
+            ("gradient", "gradient_x_input", "integrated_gradients", "smoothgrad"
+            or a configured `tf_signsal.attributions` object; see
+            `SignedSaliency`); only with `explainer=None`.
         explainer: None for the paper's maps (`SignedSaliency(model)`: standard,
             positive, negative, active, inactive), or any callable taking a
             float32 image batch (B, H, W, ch) and returning a mapping from map
@@ -176,6 +181,7 @@ class AllegianceEvaluator:
         seed: int = 0,
         explainer: Explainer | None = None,
         orders: Sequence[str] = ("morf",),
+        attribution: str | Attribution = "gradient",
     ):
         if explainer is not None and not callable(explainer):
             raise TypeError(
@@ -198,11 +204,21 @@ class AllegianceEvaluator:
                 f"`orders` must include \"morf\" (the paper's deletion, whose curves are "
                 f"`result.curves`), received {list(orders)}"
             )
+        if explainer is not None and not (
+            isinstance(attribution, str) and attribution == "gradient"
+        ):
+            raise ValueError(
+                "`attribution` configures the default explainer: with `explainer` given, "
+                "build it with the attribution instead, e.g. "
+                "explainer=SignedSaliency(model, attribution=...)"
+            )
         with warnings.catch_warnings():
             if not self._own_maps:  # the softmax warning speaks of maps it does not make
                 warnings.simplefilter("ignore")
             own = isinstance(explainer, SignedSaliency) and self._own_maps
-            self._saliency = explainer if own else SignedSaliency(model)
+            self._saliency = explainer if own else SignedSaliency(
+                model, attribution=attribution, value_range=self.value_range
+            )
         self.explainer: Explainer = self._saliency if explainer is None else explainer
         # Distinct maps needed, and for each pair the index of its map and fill.
         self._methods = tuple(dict.fromkeys(m for m, _ in self.pairs))
