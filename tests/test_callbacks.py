@@ -416,3 +416,8 @@ def test_allegiance_callback_refuses_an_endless_dataset(data):
     endless = tf.data.Dataset.from_tensor_slices(data[0][:8]).batch(4).repeat()
     with pytest.raises(ValueError, match="endless"):
         callbacks.AllegianceCallback(endless)
+
+
+def test_maps_callback_refuses_too_few_class_names(images):
+    with pytest.raises(ValueError, match="`labels`"):
+        callbacks.SaliencyMapsCallback(images[:3], "logs", labels=[0, 1, 4], class_names=["a", "b"])

@@ -474,3 +474,51 @@ def test_results_written_before_orders_still_load(model, images):
 def test_bad_orders(model, orders, error):
     with pytest.raises(error, match="`orders`"):
         AllegianceEvaluator(model, orders=orders)
+
+
+def _any_size_model():
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((None, None, 3))
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(inputs))
+    return keras.Model(inputs, keras.layers.Dense(3)(x))
+
+
+def test_batches_of_several_image_sizes_are_refused(rng):
+    model = _any_size_model()
+    small = tf.data.Dataset.from_tensor_slices(rng.random((2, 8, 8, 3), dtype=np.float32))
+    large = tf.data.Dataset.from_tensor_slices(rng.random((2, 16, 16, 3), dtype=np.float32))
+    mixed = small.batch(2).concatenate(large.batch(2))
+    with pytest.raises(ValueError, match="share one image shape"):
+        AllegianceEvaluator(model).evaluate(mixed, verbose=0)
+
+
+def test_unrelated_json_is_refused(tmp_path):
+    path = tmp_path / "history.json"
+    path.write_text(json.dumps({"loss": [1.0, 0.5]}))
+    with pytest.raises(ValueError, match="not an AllegianceResult"):
+        AllegianceResult.load_json(path)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"pairs": [("positive", 255)]}, "outside `value_range`"),
+        ({"pairs": [("positive", (0.0, 2.0, 0.5))]}, "outside `value_range`"),
+        ({"pairs": [("positive", "black"), ("positive", 0.0)]}, "same deletion"),
+        ({"pairs": [("a/b", "black")], "explainer": lambda x: {}}, "must not contain"),
+    ],
+)
+def test_pairs_that_would_mislead(model, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        AllegianceEvaluator(model, **kwargs)
+
+
+def test_verbose_is_checked(model, images):
+    with pytest.raises(TypeError, match="`verbose`"):
+        AllegianceEvaluator(model).evaluate(images, verbose="yes")
+
+
+def test_a_list_is_images_and_a_tuple_is_images_and_labels(model, images):
+    as_list = AllegianceEvaluator(model).evaluate(list(images), verbose=0)
+    as_array = AllegianceEvaluator(model).evaluate(images, verbose=0)
+    assert as_list == as_array

@@ -343,3 +343,14 @@ def test_integer_input_model_is_named(images):
     model = keras.Model(inputs, keras.layers.Dense(3)(x))
     with pytest.raises(ValueError, match="int32 input"):
         SignedSaliency(model).explain(images)
+
+
+def test_dataset_of_several_image_sizes_is_refused(rng):
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((None, None, 3))
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(3)(x))
+    small = tf.data.Dataset.from_tensor_slices(rng.random((2, 8, 8, 3), dtype=np.float32))
+    large = tf.data.Dataset.from_tensor_slices(rng.random((2, 10, 10, 3), dtype=np.float32))
+    with pytest.raises(ValueError, match="share one image size"):
+        SignedSaliency(model).explain(small.batch(2).concatenate(large.batch(2)))

@@ -396,3 +396,9 @@ def test_single_output_model_is_refused(tmp_path, monkeypatch, input_shape):
     with pytest.raises(ValueError, match="`model` has a single output"):
         export(model, tmp_path / "m")
     assert os.listdir(tmp_path) == []
+
+
+def test_image_shape_must_match_the_model(tmp_path):
+    with pytest.raises(ValueError, match="`image_shape`"):
+        export(small_conv_net(), tmp_path / "m", image_shape=(16, 16, 3))
+    assert not (tmp_path / "m").exists()

@@ -163,8 +163,20 @@ def as_image_batch(images: Any, name: str = "images") -> tf.Tensor:
     except TypeError:
         dtype = None
     if dtype is None:
-        images = np.asarray(images)
-        dtype = tf.as_dtype(images.dtype)
+        try:
+            images = np.asarray(images)
+        except ValueError:  # numpy's "inhomogeneous shape": images of different sizes
+            raise ValueError(
+                f"`{name}` must be images of one size (batch, height, width, channels), "
+                "received a list of arrays of different shapes"
+            ) from None
+        try:
+            dtype = tf.as_dtype(images.dtype)
+        except TypeError:
+            raise TypeError(
+                f"`{name}` must be a float array of images, received {type(images).__name__} "
+                f"of dtype {images.dtype}"
+            ) from None
     if dtype.is_integer or dtype.is_bool:
         raise TypeError(
             f"`{name}` must hold floats in the model's input range (the paper's [0, 1]), "
@@ -321,6 +333,8 @@ def pairs(
         method, fill_value = pair
         if not isinstance(method, str) or not method:
             raise TypeError(f"the method of a pair must be a name, received {method!r} in {pair!r}")
+        if "/" in method:  # "method/fill" names the pair in JSON and logs
+            raise ValueError(f"a method name must not contain \"/\", received {method!r}")
         if methods is not None and method not in methods:
             raise ValueError(
                 f"unknown method {method!r} in `pairs`: valid methods are {list(methods)}"

@@ -71,7 +71,9 @@ class SaliencyMapsCallback(keras.callbacks.Callback):
     weights and written to `log_dir` as:
 
     - png: the paper's Fig. 1 layout (image | one map per method), `hot`
-      colormap, each row titled with the true and predicted classes;
+      colormap with its [0, 1] colour bar, each row titled with the true and
+      predicted classes (`plotting.plot_maps_grid`); with `overlay=True`, each
+      map drawn half-transparent over its image instead (`plotting.plot_overlays`);
     - npz: one (B, H, W) array per method, `logits` (B, C), `predictions` (B,),
       `images`, `epoch`, and `labels`, `targets`, `class_names` when given;
     - tensorboard: one image summary per method (`maps/<method>`, hot colormap)
@@ -110,6 +112,8 @@ class SaliencyMapsCallback(keras.callbacks.Callback):
             configured `tf_signsal.attributions` object (see `SignedSaliency`).
         value_range: (low, high) of the model's input (SmoothGrad's noise scale,
             named baselines).
+        overlay: draw the png's maps over their images (`plotting.plot_overlays`)
+            rather than beside them.
 
     Example:
         >>> maps_cb = SaliencyMapsCallback(x_test[:8], "logs/maps", labels=y_test[:8],
@@ -130,10 +134,12 @@ class SaliencyMapsCallback(keras.callbacks.Callback):
         labels: Any = None,
         attribution: str | Attribution = "gradient",
         value_range: tuple[float, float] = (0.0, 1.0),
+        overlay: bool = False,
     ):
         super().__init__()
         self.value_range = _checks.value_range(value_range)
         self.attribution = as_attribution(attribution, self.value_range)
+        self.overlay = _checks.boolean("overlay", overlay)
         self.images = _checks.as_image_batch(images).numpy()
         batch = self.images.shape[0]
         if batch == 0:
@@ -144,11 +150,14 @@ class SaliencyMapsCallback(keras.callbacks.Callback):
         self.every_n_epochs = _checks.positive_int("every_n_epochs", every_n_epochs)
         self.formats = _checks.check_choices("formats", formats, FORMATS)
         self.class_names = None if class_names is None else [str(n) for n in class_names]
+        known = None if self.class_names is None else len(self.class_names)
         self.labels = (
             None
             if labels is None
-            else _checks.class_indices("labels", labels, batch).astype(np.int64)
+            else _checks.class_indices("labels", labels, batch, num_classes=known).astype(np.int64)
         )
+        if targets is not None and known is not None:
+            _checks.class_indices("targets", targets, batch, num_classes=known)
         self._saliency: SignedSaliency | None = None
         self._writer: Any = None
         self._inputs_logged = False
@@ -192,6 +201,12 @@ class SaliencyMapsCallback(keras.callbacks.Callback):
             self._saliency = SignedSaliency(
                 self.model, attribution=self.attribution, value_range=self.value_range
             )
+        num_classes = self._saliency.num_classes(self.images)
+        if self.class_names is not None and len(self.class_names) != num_classes:
+            raise ValueError(
+                f"`class_names` holds {len(self.class_names)} names, but the model has "
+                f"{num_classes} classes"
+            )
         maps, logits = self._saliency.explain_with_logits(self.images, self.targets, self.methods)
         arrays = {method: maps[method].numpy() for method in self.methods}
         arrays["logits"] = logits.numpy()
@@ -220,9 +235,15 @@ class SaliencyMapsCallback(keras.callbacks.Callback):
         titles = plotting.prediction_titles(
             arrays["predictions"], self.labels, self.class_names, separator="\n"
         )
-        figure = plotting.plot_maps_grid(
-            self.images, arrays, self.methods, titles=titles, suptitle=f"epoch {epoch}"
-        )
+        if self.overlay:
+            figure = plotting.plot_overlays(
+                self.images, arrays, self.methods, titles=titles, suptitle=f"epoch {epoch}"
+            )
+        else:
+            figure = plotting.plot_maps_grid(
+                self.images, arrays, self.methods, titles=titles, suptitle=f"epoch {epoch}",
+                colorbar=True,
+            )
         plotting.save_figure(figure, path)
 
     def _write_npz(self, epoch: int, arrays: dict[str, np.ndarray], path: str) -> None:

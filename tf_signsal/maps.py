@@ -204,7 +204,9 @@ class SignedSaliency:
             normalize: per-image min-max normalisation to [0, 1]; False
                 returns the raw channel-reduced gradients.
             batch_size: None explains an array in one pass; an integer explains
-                it `batch_size` images at a time (the same maps, less memory).
+                it `batch_size` images at a time (less memory; the same maps up to the
+                float rounding by which the model's own outputs vary with the batch
+                size, about 1e-7).
                 A dataset's own batches are used as they come.
 
         Returns:
@@ -235,6 +237,7 @@ class SignedSaliency:
         """Like `explain`, returning an `Explanation(maps, logits, targets)`: also the
         logits (B, C) of the intact images and the explained class of each image."""
         methods = _checks.check_choices("methods", methods, METHODS)
+        normalize = _checks.boolean("normalize", normalize)
         if batch_size is not None:
             batch_size = _checks.positive_int("batch_size", batch_size)
         if isinstance(images, tf.data.Dataset):
@@ -270,6 +273,12 @@ class SignedSaliency:
             raise ValueError("`images` is an empty tf.data.Dataset: there is nothing to explain")
         if len(parts) == 1:
             return parts[0]
+        sizes = sorted({tuple(p.maps[methods[0]].shape[1:]) for p in parts})
+        if len(sizes) > 1:  # a model of any input size, fed batches of several sizes
+            raise ValueError(
+                f"`images` batches must share one image size to be stacked, received {sizes}: "
+                "explain each size apart"
+            )
         return Explanation(
             {m: tf.concat([p.maps[m] for p in parts], axis=0) for m in methods},
             tf.concat([p.logits for p in parts], axis=0),

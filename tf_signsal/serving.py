@@ -170,9 +170,18 @@ def _replace(staging: str, path: str, overwrite: bool, protect: Iterable[str]) -
 
 
 def _image_shape(model: Any, image_shape: Sequence[int | None] | None) -> tuple:
+    declared = _checks.model_image_shape(model)
     if image_shape is not None:
-        return _checks.image_shape(image_shape)
-    shape = _checks.model_image_shape(model)
+        shape = _checks.image_shape(image_shape)
+        if declared is not None and any(
+            d is not None and d != s for d, s in zip(declared, shape)
+        ):
+            raise ValueError(
+                f"`image_shape` {shape} does not match the model's input {declared}: pass "
+                "image_shape=None to take the model's, or a shape it accepts"
+            )
+        return shape
+    shape = declared
     if shape is None:
         raise ValueError(
             "`model` declares no input shape (a subclassed model?): pass `image_shape`, "

@@ -195,6 +195,7 @@ class AllegianceEvaluator:
         )
         self.pairs = _checks.pairs(pairs, DELETION_METHODS if self._own_maps else None)
         self.value_range = _checks.value_range(value_range)
+        self._check_fill_values()
         self.batch_size = _checks.positive_int("batch_size", batch_size)
         self.memory_budget = _checks.positive_int("memory_budget", memory_budget)
         self.seed = _checks.integer("seed", seed, minimum=0, maximum=2**32 - 1)
@@ -227,11 +228,33 @@ class AllegianceEvaluator:
         self._pair_fill = np.array([self._fills.index(f) for _, f in self.pairs], np.int32)
         self._count_functions: dict[tuple[int, ...], Any] = {}
 
+    def _check_fill_values(self) -> None:
+        low, high = self.value_range
+        resolved = {}
+        for method, fill in self.pairs:
+            values = (fill,) if _checks.is_real(fill) else fill if isinstance(fill, tuple) else ()
+            outside = [v for v in values if not low <= v <= high]
+            if outside:
+                raise ValueError(
+                    f"fill {fill!r} of pair ({method!r}, {fill!r}) lies outside `value_range` "
+                    f"({low:g}, {high:g}): the occluded image would hold values the model "
+                    "never sees"
+                )
+            value = {"black": low, "white": high}.get(fill, fill) if isinstance(fill, str) else fill
+            key = (method, value if isinstance(value, tuple) else (value,))
+            if key in resolved:
+                raise ValueError(
+                    f"`pairs` {resolved[key]!r} and {(method, fill)!r} are the same deletion "
+                    f"(with value_range ({low:g}, {high:g})): give each once"
+                )
+            resolved[key] = (method, fill)
+
     # -- data ------------------------------------------------------------------------
 
     @staticmethod
     def _split(element: Any) -> tuple[Any, Any]:
-        if isinstance(element, (tuple, list)):
+        # A tuple is (images, labels[, weights]), as Keras reads it; a list is images.
+        if isinstance(element, tuple):
             if not 1 <= len(element) <= 3:
                 raise ValueError(
                     "`data` elements must be images or (images, labels[, weights]), received "
@@ -273,7 +296,19 @@ class AllegianceEvaluator:
         if first is None:
             raise ValueError("`data` is an empty tf.data.Dataset: there is nothing to evaluate")
         self._check_first_batch(*first)
-        return itertools.chain([first], checked), total
+        return itertools.chain([first], self._same_size(checked, first[0].shape[1:])), total
+
+    @staticmethod
+    def _same_size(batches: Iterator, shape: tuple) -> Iterator:
+        # The curves are shares of images and of pixels: one image size throughout.
+        for images, labels in batches:
+            if tuple(images.shape[1:]) != tuple(shape):
+                raise ValueError(
+                    f"`data` batches must share one image shape, the first had {tuple(shape)}, "
+                    f"a later one {tuple(images.shape[1:])}: resize the images, or evaluate "
+                    "each size apart"
+                )
+            yield images, labels
 
     def _check_first_batch(self, images: tf.Tensor, labels: Any) -> None:
         _checks.check_model_input(self.model, images, "data")
@@ -488,6 +523,7 @@ class AllegianceEvaluator:
             raise TypeError(
                 f"`strategy` must be a tf.distribute.Strategy, received {type(strategy).__name__}"
             )
+        verbose = _checks.integer("verbose", verbose, minimum=0, maximum=2)
         batches, total = self._batches(data)
         first_images, first_labels = next(batches)
         height, width = first_images.shape[1:3]

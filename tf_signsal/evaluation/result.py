@@ -150,6 +150,12 @@ class AllegianceResult:
         def parsed(values: dict) -> dict:
             return {parse_pair(n): np.asarray(v, np.float64) for n, v in values.items()}
 
+        required = ("fractions", "n_images", "curves", "deleted", "accuracy")
+        missing = [key for key in required if not isinstance(data, dict) or key not in data]
+        if missing:
+            raise ValueError(
+                f"not an AllegianceResult record (as `to_dict` writes): missing {missing}"
+            )
         orders = data.get("orders") or {"morf": data}
         has_accuracy = orders["morf"]["accuracy"] is not None
         return cls(
