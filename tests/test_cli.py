@@ -92,6 +92,11 @@ def test_each_command_help_shows_an_example(capsys, command):
         (["evaluate", "--model", "m", "--data", "d", "--out", "o", "--pairs", "some"],
          "invalid choice"),
         (["export", "--model", "m"], "--out"),
+        (["export", "--model", "m", "--out", "o", "--jacobian", "sideways"], "invalid choice"),
+        (["explain", "--model", "m", "--images", "x", "--out", "o", "--targets", "-1"],
+         "must be a non-negative integer, received '-1'"),
+        (["explain", "--model", "m", "--images", "x", "--out", "o", "--batch-size", "2.5"],
+         "must be a positive integer, received '2.5'"),
     ],
 )
 def test_bad_usage_exits_2_with_argparse_message(capsys, argv, message):
@@ -179,7 +184,7 @@ def test_explain_writes_the_maps_of_each_image(capsys, tmp_path, model_file, pic
     assert os.path.isfile(out / "maps_000.png")
 
     status, _, _ = _run(capsys, "explain", "--model", model_file, "--images", *paths[:2],
-                        "--out", out, "--targets", "3")
+                        "--out", out, "--targets", "3", "--batch-size", "1")
     data = np.load(out / "maps.npz")
     np.testing.assert_array_equal(data["targets"], [3, 3])
     maps = SignedSaliency(model).explain(data["images"], targets=[3, 3])

@@ -183,3 +183,111 @@ def test_real_imagenette_val_drops_exactly_the_non_rgb_files():
     kept = data.load("imagenette", "val", data_dir=SHARED_DATA, drop_grayscale=True,
                      batch_size=64, image_size=(8, 8))
     assert sum(int(labels.shape[0]) for _, labels in kept) == len(paths) - non_rgb
+
+
+# ----------------------------------------------------------------------------- image files
+
+
+def _write_png(path, array):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    Image.fromarray(array).save(path, format="PNG")
+
+
+def test_one_list_of_image_extensions():
+    assert data.IMAGE_EXTENSIONS == (".bmp", ".gif", ".jpeg", ".jpg", ".png")
+    assert not hasattr(data, "_IMAGE_EXTENSIONS")
+
+
+def test_image_files_folders_sorted_recursive_and_files_as_named(tmp_path, rng):
+    expected = write_image_tree(str(tmp_path / "tree"), "test", (4, 4), rng, per_class=1)
+    upper = str(tmp_path / "tree" / "extra" / "deep" / "Z.PNG")  # any case, any depth
+    _write_png(upper, rng.integers(0, 256, (4, 4, 3), dtype=np.uint8))
+    (tmp_path / "tree" / "notes.txt").write_text("not an image")
+    named = str(tmp_path / "named.image")  # a file named directly: taken as it is
+    _write_png(named, rng.integers(0, 256, (4, 4, 3), dtype=np.uint8))
+    files = data.image_files([named, tmp_path / "tree"])
+    assert files == [named, *sorted([*expected, upper])]
+    assert data.image_files(named) == [named]  # one path alone
+
+
+def test_image_files_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="image file or folder not found: .*nowhere"):
+        data.image_files([str(tmp_path / "nowhere")])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match=r"no image files \(.bmp, .gif, .jpeg, .jpg, .png\) in"):
+        data.image_files([str(tmp_path / "empty")])
+    with pytest.raises(ValueError, match="`paths` must name at least one"):
+        data.image_files([])
+
+
+def test_read_images_values_resize_and_channels(tmp_path, rng):
+    arrays = rng.integers(0, 256, (3, 8, 8, 3), dtype=np.uint8)
+    files = [str(tmp_path / f"{i}.png") for i in range(3)]
+    for path, array in zip(files, arrays):
+        _write_png(path, array)
+    images = data.read_images(files, (8, 8, 3))
+    assert images.dtype == np.float32 and images.shape == (3, 8, 8, 3)
+    # Lossless PNG: the stored pixels / 255 (convert_image_dtype's float rounding aside).
+    np.testing.assert_allclose(images, arrays.astype(np.float32) / 255.0, atol=1e-7)
+    # Any size kept as it is when the model leaves it free.
+    np.testing.assert_array_equal(data.read_images(files, (None, None, 3)), images)
+    # Another size is resized (antialiased bilinear), grey to RGB.
+    grey = str(tmp_path / "grey.png")
+    _write_png(grey, np.full((12, 10), 200, np.uint8))
+    resized = data.read_images([grey], [8, 8, 3])
+    np.testing.assert_allclose(resized, np.full((1, 8, 8, 3), 200 / 255), atol=1e-6)
+    # RGB to one channel, and 16-bit files scaled to [0, 1] too.
+    deep = str(tmp_path / "deep.png")
+    tf.io.write_file(deep, tf.io.encode_png(np.full((8, 8, 1), 65535, np.uint16)))
+    np.testing.assert_allclose(data.read_images([deep, files[0]], (8, 8, 1))[0], 1.0)
+
+
+def test_read_images_errors(tmp_path, rng):
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a png at all")
+    with pytest.raises(ValueError, match=f"cannot read image {broken}: "):
+        data.read_images([str(broken)], (8, 8, 3))
+    with pytest.raises(OSError, match="cannot read image .*missing.png"):
+        data.read_images([str(tmp_path / "missing.png")], (8, 8, 3))
+    small, large = str(tmp_path / "small.png"), str(tmp_path / "large.png")
+    _write_png(small, rng.integers(0, 256, (4, 4, 3), dtype=np.uint8))
+    _write_png(large, rng.integers(0, 256, (6, 5, 3), dtype=np.uint8))
+    with pytest.raises(ValueError, match=r"the images differ in size \(4x4, 6x5\)"):
+        data.read_images([small, large], (None, None, 3))
+    with pytest.raises(ValueError, match="`files` must name at least one"):
+        data.read_images([], (8, 8, 3))
+    with pytest.raises(ValueError, match="`image_shape` must be"):
+        data.read_images([small], (8, 8))
+    with pytest.raises(ValueError, match="1, 3 or 4 channels.* asks for 2"):
+        data.read_images([small], (8, 8, 2))
+
+
+def test_image_folder_dataset_with_classes(tmp_path, rng):
+    expected = write_image_tree(str(tmp_path), "test", (8, 8), rng, per_class=2, gray={(3, 1)})
+    dataset = data.image_folder_dataset(tmp_path / "test", (8, 8, 3), batch_size=6)
+    images, labels = _collect(dataset)
+    np.testing.assert_array_equal(labels, [label for label, _ in expected.values()])
+    want = np.stack([rgb for _, rgb in expected.values()]).astype(np.float32) / 255.0
+    np.testing.assert_allclose(images, want, atol=1e-7)
+
+
+def test_image_folder_dataset_without_classes_gives_images(tmp_path, rng):
+    arrays = rng.integers(0, 256, (3, 6, 6, 3), dtype=np.uint8)
+    for i, array in enumerate(arrays):
+        _write_png(str(tmp_path / f"{i}.png"), array)
+    batches = list(data.image_folder_dataset(tmp_path, (6, 6, 1), batch_size=2))
+    assert [tuple(b.shape) for b in batches] == [(2, 6, 6, 1), (1, 6, 6, 1)]
+    assert float(tf.reduce_max(batches[0])) <= 1.0
+
+
+def test_image_folder_dataset_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="`folder` must be a folder of images"):
+        data.image_folder_dataset(tmp_path / "absent", (8, 8, 3))
+    with pytest.raises(ValueError, match="`image_shape` must fix the"):
+        data.image_folder_dataset(tmp_path, (None, None, 3))
+    with pytest.raises(ValueError, match="`batch_size` must be a positive integer"):
+        data.image_folder_dataset(tmp_path, (8, 8, 3), batch_size=0)
+    with pytest.raises(TypeError, match="`batch_size` must be an integer"):
+        data.image_folder_dataset(tmp_path, (8, 8, 3), batch_size=2.0)
+    with pytest.raises(ValueError, match=f"cannot read images in {tmp_path}"):
+        data.image_folder_dataset(tmp_path, (8, 8, 3))

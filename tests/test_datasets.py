@@ -6,8 +6,12 @@ import numpy as np
 import pytest
 
 from tf_signsal.datasets import (
+    CHANCE,
+    POINTING_GROUPS,
+    RANDOM_MAP,
     SYNTHETIC_CLASS_IS_BRIGHT,
     SYNTHETIC_CLASS_NAMES,
+    pointing_game,
     pointing_score,
     synthetic_signs,
 )
@@ -76,10 +80,17 @@ def test_pairs_share_a_place_and_only_the_sign_differs():
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"n": -1}, {"n": 2.5}, {"n": 4, "image_size": 4}, {"n": 4, "seed": -2}]
+    "kwargs, error, match",
+    [
+        ({"n": -1}, ValueError, "`n` must be a non-negative integer, received -1"),
+        ({"n": 2.5}, TypeError, "`n` must be an integer, received 2.5"),
+        ({"n": 4, "image_size": 4}, ValueError, "`image_size` must be an integer >= 8"),
+        ({"n": 4, "seed": -2}, ValueError, "`seed` must be a non-negative integer"),
+        ({"n": True}, TypeError, "`n` must be an integer"),
+    ],
 )
-def test_bad_arguments(kwargs):
-    with pytest.raises(ValueError, match="must be an integer"):
+def test_bad_arguments(kwargs, error, match):
+    with pytest.raises(error, match=match):
         synthetic_signs(**kwargs)
 
 
@@ -139,3 +150,71 @@ def test_pointing_score_chance_and_perfect_maps(rng):
 def test_pointing_score_bad_arguments(maps, masks, fraction, match):
     with pytest.raises(ValueError, match=match):
         pointing_score(maps, masks, fraction)
+
+
+def _reference_pointing_game(maps, masks, labels, seed, top_fraction):
+    """The pointing game image by image: a plain loop over images and groups, each image
+    scored alone (`pointing_score` is checked against enumeration above)."""
+    rows = {**maps, "random map": np.random.default_rng(seed).random(masks.shape)}
+    scores = {}
+    for name, values in rows.items():
+        found = {"bright classes": [], "dark classes": [], "all": []}
+        for image_map, mask, label in zip(values, masks, labels):
+            score = pointing_score(image_map[None], mask[None], top_fraction)
+            found["bright classes" if SYNTHETIC_CLASS_IS_BRIGHT[label] else "dark classes"].append(
+                score
+            )
+            found["all"].append(score)
+        scores[name] = {group: np.mean(found[group]) for group in found}
+    area = {"bright classes": [], "dark classes": [], "all": []}
+    for mask, label in zip(masks, labels):
+        area["bright classes" if SYNTHETIC_CLASS_IS_BRIGHT[label] else "dark classes"].append(
+            mask.mean()
+        )
+        area["all"].append(mask.mean())
+    scores["chance (shape area)"] = {group: np.mean(area[group]) for group in area}
+    return scores
+
+
+@pytest.mark.parametrize("top_fraction", [0.05, 0.2])
+def test_pointing_game_matches_a_plain_loop(rng, top_fraction):
+    _, labels, masks = synthetic_signs(12, image_size=8, seed=4)
+    # Few distinct values, so ties at the k-th value are common.
+    maps = {"coarse": rng.integers(0, 4, masks.shape).astype(np.float32), "mask": masks * 1.0}
+    scores = pointing_game(maps, masks, labels, seed=7, top_fraction=top_fraction)
+    expected = _reference_pointing_game(maps, masks, labels, 7, top_fraction)
+    assert list(scores) == ["coarse", "mask", RANDOM_MAP, CHANCE] == list(expected)
+    for name, row in scores.items():
+        assert tuple(row) == POINTING_GROUPS
+        for group, value in row.items():
+            assert isinstance(value, float)
+            assert value == pytest.approx(expected[name][group], rel=1e-12), (name, group)
+
+
+def test_pointing_game_random_map_follows_the_seed_and_an_empty_group_is_nan():
+    _, labels, masks = synthetic_signs(16, image_size=16, seed=1)
+    bright = np.array(SYNTHETIC_CLASS_IS_BRIGHT)[labels]
+    maps = {"mask": masks[bright] * 1.0}
+    first = pointing_game(maps, masks[bright], labels[bright], seed=3)
+    np.testing.assert_equal(first, pointing_game(maps, masks[bright], labels[bright], seed=3))
+    other = pointing_game(maps, masks[bright], labels[bright], seed=4)
+    assert other[RANDOM_MAP]["all"] != first[RANDOM_MAP]["all"]
+    np.testing.assert_equal(other["mask"], first["mask"])
+    assert all(np.isnan(row["dark classes"]) for row in first.values())
+    assert first[CHANCE]["all"] == pytest.approx(masks[bright].mean())
+
+
+@pytest.mark.parametrize(
+    "labels, maps, error, match",
+    [
+        (np.full(4, 8), None, ValueError, r"`labels` must be class indices in \[0, 8\)"),
+        (np.zeros(4), None, TypeError, "`labels` must hold integer class indices"),
+        (np.zeros(3, int), None, ValueError, "`labels` must hold one class index per image"),
+        (np.zeros(4, int), {RANDOM_MAP: np.zeros((4, 8, 8))}, ValueError, "reference rows"),
+        (np.zeros(4, int), {"flat": np.zeros((4, 8))}, ValueError, "`maps` must have shape"),
+    ],
+)
+def test_pointing_game_bad_arguments(labels, maps, error, match):
+    masks = np.zeros((4, 8, 8), bool)
+    with pytest.raises(error, match=match):
+        pointing_game(maps or {"zero": np.zeros((4, 8, 8))}, masks, labels)

@@ -9,12 +9,11 @@ exits with status 1 and one line on stderr, with the traceback only under
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
-import json
 import os
 import sys
-import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import keras
@@ -22,15 +21,19 @@ import numpy as np
 import tensorflow as tf
 from matplotlib.figure import Figure
 
-from tf_signsal import datasets, plotting
+from tf_signsal import _checks, data, datasets, plotting
 from tf_signsal._io import write_atomic
-from tf_signsal.evaluation import ALL_PAIRS, PAPER_PAIRS, AllegianceEvaluator, pair_name
-from tf_signsal.maps import METHODS, SignedSaliency
-from tf_signsal.report import HtmlReport
+from tf_signsal.evaluation import (
+    ALL_PAIRS,
+    PAPER_PAIRS,
+    RANDOM_PAIRS,
+    AllegianceEvaluator,
+    AllegianceResult,
+)
+from tf_signsal.gradients import JACOBIAN_MODES
+from tf_signsal.maps import METHODS, Explanation, SignedSaliency
 
 PROG = "tf-signsal"
-IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
-RANDOM_PAIRS = (("random", "black"), ("random", "white"))
 _ROWS_PER_GRID = 8
 
 
@@ -45,233 +48,75 @@ def _one_line(error: BaseException) -> str:
     return " ".join(str(error).split()) or type(error).__name__
 
 
-def _load_model(path: str) -> keras.Model:
-    """Load a Keras model file and check that it maps images to (batch, classes) scores."""
+@contextlib.contextmanager
+def _reading(*problems: type[BaseException]) -> Iterator[None]:
+    """Report a problem the package finds in the command's inputs as a CommandError."""
+    try:
+        yield
+    except (ValueError, OSError, *problems) as error:
+        raise CommandError(_one_line(error)) from error
+
+
+def _load_model(path: str) -> tuple[keras.Model, tuple[int | None, ...]]:
+    """Load a Keras model file, check that it maps images to (batch, classes) scores, and
+    return it with its (H, W, channels) input shape."""
     if not os.path.exists(path):
         raise CommandError(f"model file not found: {path}")
     try:
         model = keras.saving.load_model(path, compile=False)
     except Exception as error:  # Keras raises many types for unreadable or foreign files
         raise CommandError(f"cannot load the model {path}: {_one_line(error)}") from error
-    inputs, outputs = getattr(model, "inputs", None), getattr(model, "outputs", None)
-    if not inputs or len(inputs) != 1 or len(tuple(inputs[0].shape)) != 4:
+    try:
+        shape = _checks.model_image_shape(model)
+    except ValueError as error:
+        raise CommandError(f"{path} is not an image classifier: {_one_line(error)}") from error
+    if shape is None:
         raise CommandError(
-            f"{path} is not an image classifier: it must take one (batch, H, W, channels) input"
+            f"{path} is not an image classifier: it declares no (batch, H, W, channels) input"
         )
+    outputs = getattr(model, "outputs", None)
     if not outputs or len(outputs) != 1 or len(tuple(outputs[0].shape)) != 2:
         shapes = [tuple(o.shape) for o in outputs or []]
         raise CommandError(
             f"{path} is not a classifier: its output must be (batch, classes), it is {shapes}"
         )
-    return model
+    return model, shape
 
 
-def _image_files(paths: Sequence[str]) -> list[str]:
-    """Image files named directly, and those under named folders (sorted, recursive)."""
-    files = []
-    for path in paths:
-        if os.path.isdir(path):
-            found = sorted(
-                os.path.join(root, name)
-                for root, _, names in os.walk(path)
-                for name in names
-                if name.lower().endswith(IMAGE_EXTENSIONS)
-            )
-            if not found:
-                raise CommandError(f"no image files ({', '.join(IMAGE_EXTENSIONS)}) in {path}")
-            files.extend(found)
-        elif os.path.isfile(path):
-            files.append(path)
-        else:
-            raise CommandError(f"image file or folder not found: {path}")
-    return files
-
-
-def _read_images(files: Sequence[str], shape: tuple) -> np.ndarray:
-    """Decode, resize to the model's (H, W) and scale to [0, 1]: float32 (N, H, W, ch)."""
-    height, width, channels = shape
-    images = []
-    for path in files:
-        try:
-            image = tf.io.decode_image(
-                tf.io.read_file(path), channels=channels, expand_animations=False
-            )
-        except (tf.errors.OpError, ValueError) as error:
-            raise CommandError(f"cannot read image {path}: {_one_line(error)}") from error
-        image = tf.image.convert_image_dtype(image, tf.float32)  # [0, 1] for 8 and 16 bit
-        size = (height or image.shape[0], width or image.shape[1])
-        if image.shape[:2] != size:
-            image = tf.clip_by_value(tf.image.resize(image, size, antialias=True), 0.0, 1.0)
-        images.append(image.numpy())
-    if len({image.shape for image in images}) > 1:
-        raise CommandError(
-            "the model takes any image size, but the images differ in size: resize them first"
-        )
-    return np.stack(images)
-
-
-def _save_figure(figure: Figure, path: str) -> bytes:
-    """Save a figure atomically as PNG and return its bytes (for the HTML report)."""
-    plotting.save_figure(figure, path)
-    with open(path, "rb") as file:
-        return file.read()
-
-
-def _write_json(record: dict, path: str) -> None:
-    write_atomic(path, (json.dumps(record, indent=1) + "\n").encode())
-
-
-def _curves_figure(result: Any, title: str) -> Figure:
+def _curves_figure(result: AllegianceResult, title: str) -> Figure:
     figure = Figure(figsize=(6.5, 4.5))
-    result.plot(figure.subplots(), title=title)
+    plotting.plot_allegiance(result, figure.subplots(), title=title)
     figure.tight_layout()
     return figure
-
-
-def _auc_rows(result: Any) -> list[list[Any]]:
-    return [[pair_name(pair), result.auc[pair]] for pair in result.pairs]
 
 
 # ----------------------------------------------------------------------------- commands
 
 
 def _run_demo(args: argparse.Namespace) -> None:
-    from tf_signsal import models, training  # the demo's own dependencies
-    from tf_signsal.callbacks import SaliencyMapsCallback
+    from tf_signsal import demo  # the demo's own dependencies: models, training, callbacks
 
-    started = time.perf_counter()
-    out = os.path.abspath(args.out)
-    os.makedirs(out, exist_ok=True)
-    names = datasets.SYNTHETIC_CLASS_NAMES
-    bright = np.array(datasets.SYNTHETIC_CLASS_IS_BRIGHT)
-    x_train, y_train, _ = datasets.synthetic_signs(args.train_size, args.image_size, args.seed)
-    x_test, y_test, masks = datasets.synthetic_signs(args.test_size, args.image_size, args.seed + 1)
-    # One probe image per class, in class order: the maps grid and the maps over training.
-    probe = np.array([np.flatnonzero(y_test == c)[0] for c in range(len(names)) if c in y_test])
     print(
-        f"{PROG} demo: {len(names)} classes of bright or dark shapes, {args.train_size} "
-        f"training and {args.test_size} test images of {args.image_size}x{args.image_size}"
+        f"{PROG} demo: {len(datasets.SYNTHETIC_CLASS_NAMES)} classes of bright or dark shapes, "
+        f"{args.train_size} training and {args.test_size} test images of "
+        f"{args.image_size}x{args.image_size}"
     )
-
-    train_ds = tf.data.Dataset.from_tensor_slices((x_train, y_train))
-    train_ds = train_ds.shuffle(len(x_train), seed=args.seed).batch(args.batch_size)
-    test_ds = tf.data.Dataset.from_tensor_slices((x_test, y_test)).batch(args.batch_size)
-    keras.utils.set_random_seed(args.seed)  # the initial weights
-    model = models.paper_cnn((args.image_size, args.image_size, 3), len(names))
-    maps_dir = os.path.join(out, "maps_over_training")
-    maps_callback = SaliencyMapsCallback(
-        x_test[probe], maps_dir, formats=("png", "npz"), class_names=names, labels=y_test[probe]
+    record = demo.run_demo(
+        args.out, epochs=args.epochs, seed=args.seed, train_size=args.train_size,
+        test_size=args.test_size, image_size=args.image_size, batch_size=args.batch_size,
     )
-    history = training.fit_paper_recipe(
-        model, train_ds, args.epochs, test_ds, seed=args.seed, out_dir=out,
-        callbacks=[maps_callback], verbose=2,
-    )
-    trained = time.perf_counter()
-
-    maps, logits = SignedSaliency(model).explain_with_logits(x_test)
-    maps = {method: m.numpy() for method, m in maps.items()}
-    predictions = np.argmax(logits.numpy(), axis=1)
-    accuracy = float(np.mean(predictions == y_test))
-
-    # Pointing game: the share of each map's top 5% pixels inside the shape.
-    groups = {"bright classes": bright[y_test], "dark classes": ~bright[y_test]}
-    groups["all"] = np.ones(len(y_test), bool)
-    random_map = np.random.default_rng(args.seed).random(masks.shape)
-    scored = {**maps, "random map": random_map}
-    pointing = {
-        name: {
-            group: float(np.mean(datasets.pointing_score(m, masks, reduce=False)[chosen]))
-            for group, chosen in groups.items()
-        }
-        for name, m in scored.items()
-    }
-    pointing["chance (shape area)"] = {
-        group: float(masks[chosen].mean()) for group, chosen in groups.items()
-    }
-
-    evaluator = AllegianceEvaluator(model, pairs=PAPER_PAIRS + RANDOM_PAIRS)
-    result = evaluator.evaluate((x_test, y_test), verbose=1)
-
-    grid_maps = {"shape": masks[probe].astype(np.float32)}
-    grid_maps.update({method: maps[method][probe] for method in METHODS})
-    # Short row titles: the true class on two lines, and the prediction only when wrong.
-    titles = [
-        "\n".join(names[true].rsplit(" ", 1))
-        + ("" if true == predicted else f"\npred: {names[predicted]}")
-        for true, predicted in zip(y_test[probe], predictions[probe])
-    ]
-    figures = {
-        "maps_grid.png": plotting.plot_maps_grid(
-            x_test[probe], grid_maps, ("shape", *METHODS), titles=titles
-        ),
-        "curves.png": _curves_figure(result, f"Allegiance, {len(x_test)} synthetic test images"),
-    }
-    # The first probe image is of a bright class and the second of a dark one.
-    for index, method in ((0, "positive"), (1, "negative")):
-        if index < len(probe):
-            figures[f"maps_over_training_{method}.png"] = plotting.plot_map_evolution(
-                maps_dir, index, method
-            )
-    pngs = {name: _save_figure(figure, os.path.join(out, name)) for name, figure in figures.items()}
-
-    record = {
-        "command": "demo",
-        "config": {
-            k: v for k, v in vars(args).items() if k not in ("func", "debug", "out", "command")
-        },
-        "class_names": list(names),
-        "test_accuracy": accuracy,
-        "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
-        "pointing_game": {"top_fraction": 0.05, "scores": pointing},
-        "allegiance": result.to_dict(),
-        "seconds": {"training": trained - started, "total": time.perf_counter() - started},
-    }
-    _write_json(record, os.path.join(out, "results.json"))
-
-    group_names = list(groups)
-    pointing_rows = [[name, *(scores[g] for g in group_names)] for name, scores in pointing.items()]
-    page = HtmlReport("tf-signsal demo: sign-aware saliency on synthetic signs")
-    page.paragraph(
-        f"Paper CNN trained {args.epochs} epochs on {args.train_size} images of {len(names)} "
-        f"classes, each a shape brighter or darker than a textured background at a "
-        f"class-specific place ({', '.join(names)}). Test accuracy {accuracy:.3f} on "
-        f"{args.test_size} images. A bright class's shape should appear in the positive map "
-        "(pixels to brighten), a dark class's in the negative map (pixels to darken)."
-    )
-    page.heading("Maps of one test image per class")
-    page.figure(pngs["maps_grid.png"], "first column: the image; second: its shape (the truth)")
-    page.heading("Pointing game (share of the top 5% pixels of each map inside the shape)")
-    page.table(["map", *group_names], pointing_rows)
-    page.paragraph("Higher is better; chance is the shape's share of the image.", note=True)
-    page.heading("Maps over training")
-    for method in ("positive", "negative"):
-        name = f"maps_over_training_{method}.png"
-        if name in pngs:
-            page.figure(pngs[name], f"the {method} map of a probe image after each epoch")
-    page.heading("Black and white deletion (allegiance)")
-    page.figure(pngs["curves.png"], "allegiance as pixels are deleted in the map's order")
-    page.table(["pair", "AUC (lower is better)"], _auc_rows(result))
-    page.paragraph(
-        f"Total time {record['seconds']['total']:.0f} s. Files: results.json, history.json, "
-        f"model.keras, {', '.join(pngs)}, maps_over_training/.", note=True
-    )
-    write_atomic(os.path.join(out, "report.html"), page.html().encode())
-
-    width = max(len(name) for name in pointing)
-    print(f"\ntest accuracy {accuracy:.3f}\npointing game (top 5% inside the shape):")
-    print(f"  {'map':<{width}}  " + "  ".join(f"{g:>14}" for g in group_names))
-    for name, *values in pointing_rows:
-        print(f"  {name:<{width}}  " + "  ".join(f"{v:>14.3f}" for v in values))
-    print("\n" + result.summary())
-    print(f"\nreport: {os.path.join(out, 'report.html')}")
-    print(f"figures, results.json and model.keras: {out}")
+    out = os.path.abspath(args.out)
+    print("\n" + demo.summary(record))
+    print(f"\nreport: {os.path.join(out, demo.REPORT_FILE)}")
+    print(f"figures, {demo.RESULTS_FILE} and model.keras: {out}")
     print(f"done in {record['seconds']['total']:.0f} s")
 
 
 def _run_explain(args: argparse.Namespace) -> None:
-    model = _load_model(args.model)
-    files = _image_files(args.images)
-    images = _read_images(files, tuple(model.inputs[0].shape)[1:])
+    model, shape = _load_model(args.model)
+    with _reading():
+        files = data.image_files(args.images)
+        images = data.read_images(files, shape)
     targets = None
     if args.targets is not None:
         if len(args.targets) not in (1, len(files)):
@@ -280,53 +125,54 @@ def _run_explain(args: argparse.Namespace) -> None:
                 f"received {len(args.targets)}"
             )
         targets = np.resize(np.asarray(args.targets, np.int32), len(files))
-    saliency = SignedSaliency(model)
-    parts = []
-    for start in range(0, len(files), args.batch_size):
-        chosen = slice(start, start + args.batch_size)
-        batch_targets = None if targets is None else targets[chosen]
-        parts.append(saliency.explain_with_logits(images[chosen], batch_targets, args.methods))
-    maps = {m: np.concatenate([p[0][m].numpy() for p in parts]) for m in args.methods}
-    logits = np.concatenate([p[1].numpy() for p in parts])
-    predictions = np.argmax(logits, axis=1)
-    explained = predictions if targets is None else targets
-
-    os.makedirs(args.out, exist_ok=True)
-    buffer = io.BytesIO()
-    np.savez_compressed(
-        buffer, files=np.array(files), images=images, logits=logits,
-        predictions=predictions, targets=explained, **maps,
+    explanation = SignedSaliency(model).explain_checked(
+        images, targets, args.methods, batch_size=args.batch_size
     )
-    written = [os.path.join(args.out, "maps.npz")]
-    write_atomic(written[0], buffer.getvalue())
-    for start in range(0, len(files), _ROWS_PER_GRID):
-        chosen = slice(start, start + _ROWS_PER_GRID)
-        titles = [
-            f"{os.path.basename(f)}\npred {p}" + ("" if targets is None else f", map of {t}")
-            for f, p, t in zip(files[chosen], predictions[chosen], explained[chosen])
-        ]
-        figure = plotting.plot_maps_grid(
-            images[chosen], {m: maps[m][chosen] for m in args.methods}, args.methods, titles
-        )
-        written.append(os.path.join(args.out, f"maps_{start // _ROWS_PER_GRID:03d}.png"))
-        plotting.save_figure(figure, written[-1])
+    os.makedirs(args.out, exist_ok=True)
+    written = _write_explanation(args.out, files, images, explanation, targets is not None)
     print(f"explained {len(files)} images ({', '.join(args.methods)}):")
     print("\n".join(f"  {path}" for path in written))
 
 
-def _evaluation_data(args: argparse.Namespace, model: keras.Model) -> tf.data.Dataset:
-    height, width, channels = tuple(model.inputs[0].shape)[1:]
-    if args.data in ("cifar10", "imagenette"):
-        from tf_signsal import data  # tensorflow-datasets is only needed here
+def _write_explanation(
+    out: str, files: Sequence[str], images: np.ndarray, explanation: Explanation, chosen: bool
+) -> list[str]:
+    """maps.npz and a PNG grid per eight images in `out`; return the paths written.
+    `chosen`: the targets were given (the grid titles name them)."""
+    maps = {m: v.numpy() for m, v in explanation.maps.items()}
+    logits = explanation.logits.numpy()
+    predictions = np.argmax(logits, axis=1)
+    targets = explanation.targets.numpy()
+    buffer = io.BytesIO()
+    np.savez_compressed(
+        buffer, files=np.array(files), images=images, logits=logits,
+        predictions=predictions, targets=targets, **maps,
+    )
+    written = [os.path.join(out, "maps.npz")]
+    write_atomic(written[0], buffer.getvalue())
+    for start in range(0, len(files), _ROWS_PER_GRID):
+        rows = slice(start, start + _ROWS_PER_GRID)
+        titles = [
+            f"{os.path.basename(f)}\npred {p}" + (f", map of {t}" if chosen else "")
+            for f, p, t in zip(files[rows], predictions[rows], targets[rows])
+        ]
+        figure = plotting.plot_maps_grid(
+            images[rows], {m: v[rows] for m, v in maps.items()}, list(maps), titles
+        )
+        written.append(os.path.join(out, f"maps_{start // _ROWS_PER_GRID:03d}.png"))
+        plotting.save_figure(figure, written[-1])
+    return written
 
+
+def _evaluation_data(args: argparse.Namespace, shape: tuple[int | None, ...]) -> tf.data.Dataset:
+    height, width, _ = shape
+    if args.data in data.NAMES:
         size = None if height is None or width is None else (height, width)
-        try:
+        with _reading(RuntimeError):  # RuntimeError: no download possible; it says what to do
             dataset = data.load(
                 args.data, args.split or "test", data_dir=args.data_dir,
                 batch_size=args.batch_size, image_size=size,
             )
-        except RuntimeError as error:  # no download possible; the message says what to do
-            raise CommandError(_one_line(error)) from error
     else:
         folder = args.data if args.split is None else os.path.join(args.data, args.split)
         if not os.path.isdir(folder):
@@ -335,28 +181,16 @@ def _evaluation_data(args: argparse.Namespace, model: keras.Model) -> tf.data.Da
             )
         if height is None or width is None:
             raise CommandError("the model's input size is not fixed: images cannot be resized")
-        has_classes = any(entry.is_dir() for entry in os.scandir(folder))
-        try:
-            dataset = keras.utils.image_dataset_from_directory(
-                folder, labels="inferred" if has_classes else None, image_size=(height, width),
-                batch_size=args.batch_size, shuffle=False, verbose=False,
-                color_mode={1: "grayscale", 3: "rgb", 4: "rgba"}.get(channels, "rgb"),
-            )
-        except ValueError as error:  # e.g. no images
-            raise CommandError(f"cannot read images in {folder}: {_one_line(error)}") from error
-
-        def scale(images: tf.Tensor, *labels: tf.Tensor) -> Any:
-            return (images / 255.0, *labels) if labels else images / 255.0
-
-        dataset = dataset.map(scale)
+        with _reading():
+            dataset = data.image_folder_dataset(folder, shape, args.batch_size)
     if args.limit is not None:
         dataset = dataset.unbatch().take(args.limit).batch(args.batch_size)
     return dataset
 
 
 def _run_evaluate(args: argparse.Namespace) -> None:
-    model = _load_model(args.model)
-    dataset = _evaluation_data(args, model)
+    model, shape = _load_model(args.model)
+    dataset = _evaluation_data(args, shape)
     pairs = PAPER_PAIRS if args.pairs == "paper" else ALL_PAIRS + RANDOM_PAIRS
     evaluator = AllegianceEvaluator(model, pairs=pairs, batch_size=args.batch_size)
     try:
@@ -377,7 +211,7 @@ def _run_evaluate(args: argparse.Namespace) -> None:
 def _run_export(args: argparse.Namespace) -> None:
     from tf_signsal import serving
 
-    model = _load_model(args.model)
+    model, _ = _load_model(args.model)
     path = serving.export(model, args.out, jacobian=args.jacobian, overwrite=args.overwrite)
     print(f"SavedModel with signatures serving_default and explain: {path}")
     print(f"inspect it with: saved_model_cli show --all --dir {path}")
@@ -386,24 +220,20 @@ def _run_export(args: argparse.Namespace) -> None:
 # ----------------------------------------------------------------------------- parser
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, received {text!r}")
-    return value
+def _argument_type(check: Callable[[str, Any], int], expected: str) -> Callable[[str], int]:
+    """An argparse `type=`: an integer, checked by `check` (a `_checks` function)."""
+
+    def parse(text: str) -> int:
+        try:
+            return check("value", int(text))
+        except (TypeError, ValueError):
+            raise argparse.ArgumentTypeError(f"must be {expected}, received {text!r}") from None
+
+    return parse
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, received {text!r}")
-    return value
+_positive_int = _argument_type(_checks.positive_int, "a positive integer")
+_non_negative_int = _argument_type(_checks.non_negative_int, "a non-negative integer")
 
 
 _EXAMPLES = {
@@ -520,7 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--model", required=True, help="a Keras model file (.keras, .h5)")
     export.add_argument("--out", required=True, help="the SavedModel folder, e.g. models/name/1")
     export.add_argument(
-        "--jacobian", choices=("auto", "batch_jacobian", "loop"), default="auto",
+        "--jacobian", choices=JACOBIAN_MODES, default="auto",
         help="all-class gradients in the graph: batch_jacobian for a GPU server, loop for a "
         "CPU one (default: auto, for this machine)",
     )

@@ -9,14 +9,19 @@ a bright class the positive map (pixels that should be brighter) should point
 at the shape; for a dark class the negative map should.
 
 `pointing_score` measures that: the share of a map's top pixels that fall
-inside the ground-truth mask.
+inside the ground-truth mask; `pointing_game` scores several maps that way,
+for the bright classes, the dark classes and all, beside a random map and
+chance.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
+
+from tf_signsal import _checks
 
 
 class _ShapeClass(NamedTuple):
@@ -43,6 +48,13 @@ SYNTHETIC_CLASS_NAMES: tuple[str, ...] = tuple(c.name for c in _CLASSES)
 SYNTHETIC_CLASS_IS_BRIGHT: tuple[bool, ...] = tuple(c.bright for c in _CLASSES)
 """Whether each class's shape is brighter (True) or darker (False) than the background."""
 
+POINTING_GROUPS: tuple[str, ...] = ("bright classes", "dark classes", "all")
+"""The groups of images `pointing_game` scores, in order."""
+
+RANDOM_MAP = "random map"
+CHANCE = "chance (shape area)"
+"""The two reference rows of `pointing_game`: a seeded uniform random map, and chance."""
+
 # Sizes as fractions of the image size; a draw is uniform in [low, high].
 _JITTER = 0.06
 _SQUARE_HALF_SIDE = (0.09, 0.13)
@@ -52,12 +64,6 @@ _CONTRAST = (0.22, 0.35)
 _TEXTURE_GRID = 5  # coarse grid of the smooth background texture
 _TEXTURE_AMPLITUDE = 0.08
 _GRAIN = 0.03  # per-pixel noise
-
-
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"`{name}` must be an integer >= {minimum}, received {value!r}")
-    return int(value)
 
 
 def _upsample_matrix(coarse: int, fine: int) -> np.ndarray:
@@ -109,13 +115,17 @@ def synthetic_signs(
         labels: int64 (n,) class indices in [0, len(SYNTHETIC_CLASS_NAMES)).
         masks: bool (n, image_size, image_size), True on the class's shape.
 
+    Raises:
+        TypeError: an argument is not an integer.
+        ValueError: an argument is below its minimum.
+
     Example:
         >>> images, labels, masks = tf_signsal.datasets.synthetic_signs(512, seed=1)
         >>> SYNTHETIC_CLASS_NAMES[labels[0]], masks[0].sum()
     """
-    n = _check_int("n", n, 0)
-    size = _check_int("image_size", image_size, 8)
-    seed = _check_int("seed", seed, 0)
+    n = _checks.non_negative_int("n", n)
+    size = _checks.integer("image_size", image_size, minimum=8)
+    seed = _checks.non_negative_int("seed", seed)
     rng = np.random.default_rng(seed)
     labels = rng.permutation(np.arange(n) % len(_CLASSES)).astype(np.int64)
     masks = _shape_masks(rng, labels, size)
@@ -184,3 +194,56 @@ def pointing_score(
     hits = (above & inside).sum(axis=1) + taken_from_ties * (tied & inside).sum(1) / tied.sum(1)
     scores = hits / k
     return float(scores.mean()) if reduce else scores
+
+
+def pointing_game(
+    maps: Mapping[str, Any],
+    masks: Any,
+    labels: Any,
+    seed: int = 0,
+    top_fraction: float = 0.05,
+) -> dict[str, dict[str, float]]:
+    """The pointing game of several maps of `synthetic_signs` images, by group of classes.
+
+    Each map's `pointing_score` is averaged over the images of the bright classes, of
+    the dark classes and of all (`POINTING_GROUPS`). Two reference rows follow the maps:
+    `RANDOM_MAP`, a seeded uniform random map (it scores about chance), and `CHANCE`,
+    the mean share of the image the shape covers (the expected score of a map that
+    knows nothing). A group without images scores NaN.
+
+    Args:
+        maps: name -> (B, H, W) maps (arrays or tensors), e.g. `SignedSaliency.explain`'s.
+        masks: bool (B, H, W), the shapes (`synthetic_signs`'s third output).
+        labels: (B,) class indices of `SYNTHETIC_CLASS_NAMES`.
+        seed: seed of the random map.
+        top_fraction: the share of pixels taken from each map, in (0, 1].
+
+    Returns:
+        A dict name -> group -> mean score: the maps in the order given, then
+        `RANDOM_MAP` and `CHANCE`; groups in the order of `POINTING_GROUPS`.
+
+    Example:
+        >>> images, labels, masks = synthetic_signs(256, seed=1)
+        >>> scores = pointing_game(SignedSaliency(model).explain(images), masks, labels)
+        >>> scores["positive"]["bright classes"], scores[CHANCE]["all"]
+    """
+    masks = np.asarray(masks)
+    labels = _checks.class_indices("labels", labels, len(masks), len(SYNTHETIC_CLASS_NAMES))
+    seed = _checks.non_negative_int("seed", seed)
+    reserved = sorted({RANDOM_MAP, CHANCE}.intersection(maps))
+    if reserved:
+        raise ValueError(f"`maps` must not use the names of the reference rows {reserved}")
+    bright = np.array(SYNTHETIC_CLASS_IS_BRIGHT)[labels]
+    groups = dict(zip(POINTING_GROUPS, (bright, ~bright, np.ones(len(labels), bool))))
+    random_map = np.random.default_rng(seed).random(masks.shape)
+    scores = {}
+    for name, values in {**maps, RANDOM_MAP: random_map}.items():
+        per_image = pointing_score(values, masks, top_fraction, reduce=False)
+        scores[name] = {group: _mean(per_image[chosen]) for group, chosen in groups.items()}
+    scores[CHANCE] = {group: _mean(masks[chosen]) for group, chosen in groups.items()}
+    return scores
+
+
+def _mean(values: np.ndarray) -> float:
+    """The mean as a float; NaN (without numpy's warning) when there is no value."""
+    return float(values.mean()) if values.size else float("nan")

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import base64
 import html
+import os
 from collections.abc import Sequence
 from typing import Any
+
+from tf_signsal._io import write_atomic
 
 _STYLE = """
 body { font-family: sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }
@@ -19,13 +22,16 @@ img { max-width: 100%; border: 1px solid #ddd; margin: 0.3em 0; }
 
 
 class HtmlReport:
-    """Builds one HTML page piece by piece; `html()` returns it.
+    """Builds one HTML page piece by piece; `html()` returns it, `save(path)` writes it.
+
+    Args:
+        title: the page's title and first heading.
 
     Example:
         >>> page = HtmlReport("Demo")
         >>> page.heading("Maps"); page.figure(png_bytes, "the maps")
         >>> page.table(["map", "score"], [["positive", 0.61]])
-        >>> text = page.html()
+        >>> page.save("report.html")
     """
 
     def __init__(self, title: str):
@@ -33,9 +39,11 @@ class HtmlReport:
         self._parts: list[str] = [f"<h1>{html.escape(title)}</h1>"]
 
     def heading(self, text: str) -> None:
+        """A section heading."""
         self._parts.append(f"<h2>{html.escape(text)}</h2>")
 
     def paragraph(self, text: str, note: bool = False) -> None:
+        """A paragraph of text; `note` makes it small and grey."""
         css = ' class="note"' if note else ""
         self._parts.append(f"<p{css}>{html.escape(text)}</p>")
 
@@ -52,6 +60,7 @@ class HtmlReport:
         self._parts.append(f"<table><tr>{head}</tr>{body}</table>")
 
     def figure(self, png: bytes, caption: str) -> None:
+        """A PNG image (its bytes, embedded in the page) with a caption."""
         data = base64.b64encode(png).decode("ascii")
         self._parts.append(
             f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(caption)}">'
@@ -59,8 +68,13 @@ class HtmlReport:
         )
 
     def html(self) -> str:
+        """The whole page."""
         return (
             "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
             f"<title>{html.escape(self.title)}</title><style>{_STYLE}</style></head>\n"
             "<body>\n" + "\n".join(self._parts) + "\n</body></html>\n"
         )
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the page (UTF-8) to `path`, atomically."""
+        write_atomic(path, self.html().encode())
