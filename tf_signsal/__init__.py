@@ -11,50 +11,51 @@ way into the gradients) -> any explainer's maps -> `AllegianceEvaluator`
 `AllegianceResult` -> `tf_signsal.plotting` / JSON.
 """
 
-from tf_signsal.attributions import (
-    ATTRIBUTIONS,
-    GradientXInput,
-    IntegratedGradients,
-    SmoothGrad,
-)
-from tf_signsal.evaluation import (
-    ALL_PAIRS,
-    FILLS,
-    ORDERS,
-    PAPER_FRACTIONS,
-    PAPER_PAIRS,
-    RANDOM_PAIRS,
-    AllegianceEvaluator,
-    AllegianceResult,
-    RandomizationResult,
-    random_logit_check,
-    randomization_check,
-)
-from tf_signsal.gradients import GradientEngine, class_gradients
-from tf_signsal.maps import METHODS, Explanation, SignedSaliency
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from tf_signsal.vocabulary import ATTRIBUTIONS, FILLS, METHODS, ORDERS
 
 __version__ = "0.1.0"
 
+# The public names, by the module that defines them. They are imported on first use
+# (PEP 562), so that `import tf_signsal` and the command line's --help do not pay for
+# TensorFlow until a name that needs it is used.
+_LAZY = {
+    "tf_signsal.attributions": ("GradientXInput", "IntegratedGradients", "SmoothGrad"),
+    "tf_signsal.evaluation": (
+        "ALL_PAIRS", "PAPER_FRACTIONS", "PAPER_PAIRS", "RANDOM_PAIRS", "AllegianceEvaluator",
+        "AllegianceResult", "RandomizationResult", "random_logit_check", "randomization_check",
+    ),
+    "tf_signsal.gradients": ("GradientEngine", "class_gradients"),
+    "tf_signsal.maps": ("Explanation", "SignedSaliency"),
+}
+_MODULE_OF = {name: module for module, names in _LAZY.items() for name in names}
+_SUBMODULES = (
+    "attributions", "callbacks", "data", "datasets", "demo", "evaluation", "gradients", "maps",
+    "models", "plotting", "report", "serving", "training",
+)
+
 __all__ = [
-    "ALL_PAIRS",
-    "ATTRIBUTIONS",
-    "FILLS",
-    "ORDERS",
-    "PAPER_FRACTIONS",
-    "PAPER_PAIRS",
-    "RANDOM_PAIRS",
-    "AllegianceEvaluator",
-    "AllegianceResult",
-    "METHODS",
-    "Explanation",
-    "GradientEngine",
-    "GradientXInput",
-    "IntegratedGradients",
-    "RandomizationResult",
-    "SmoothGrad",
-    "SignedSaliency",
-    "class_gradients",
-    "random_logit_check",
-    "randomization_check",
-    "__version__",
+    "ALL_PAIRS", "ATTRIBUTIONS", "FILLS", "METHODS", "ORDERS", "PAPER_FRACTIONS", "PAPER_PAIRS",
+    "RANDOM_PAIRS", "AllegianceEvaluator", "AllegianceResult", "Explanation", "GradientEngine",
+    "GradientXInput", "IntegratedGradients", "RandomizationResult", "SignedSaliency",
+    "SmoothGrad", "__version__", "class_gradients", "random_logit_check", "randomization_check",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MODULE_OF:
+        value = getattr(importlib.import_module(_MODULE_OF[name]), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"tf_signsal.{name}")
+    else:
+        raise AttributeError(f"module 'tf_signsal' has no attribute {name!r}")
+    globals()[name] = value  # imported once
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__, *_SUBMODULES})

@@ -15,8 +15,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-FILLS: tuple[str, ...] = ("black", "white")
-
+from tf_signsal.vocabulary import FILLS
 
 # ----------------------------------------------------------------------------- numbers
 

@@ -24,10 +24,7 @@ import tensorflow as tf
 
 from tf_signsal import _checks
 from tf_signsal._random import hashed_normal, image_hashes
-
-ATTRIBUTIONS: tuple[str, ...] = (
-    "gradient", "gradient_x_input", "integrated_gradients", "smoothgrad",
-)
+from tf_signsal.vocabulary import ATTRIBUTIONS
 
 
 class Attribution:

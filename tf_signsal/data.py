@@ -35,8 +35,9 @@ import numpy as np
 import tensorflow as tf
 
 from tf_signsal import _checks
+from tf_signsal.vocabulary import DATASETS
 
-NAMES = ("cifar10", "imagenette")
+NAMES = DATASETS
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 """The image file extensions read (those `keras.utils.image_dataset_from_directory` reads)."""

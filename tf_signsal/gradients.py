@@ -20,9 +20,7 @@ import tensorflow as tf
 
 from tf_signsal import _checks
 from tf_signsal.attributions import Attribution, Gradient
-
-JACOBIAN_MODES = ("auto", "batch_jacobian", "loop")
-
+from tf_signsal.vocabulary import JACOBIAN_MODES
 
 # A softmax (or log-softmax) given as a name, a layer or any of its function objects.
 _SOFTMAX_FUNCTIONS = tuple(

@@ -18,8 +18,8 @@ import tensorflow as tf
 from tf_signsal import _checks
 from tf_signsal.attributions import Attribution, as_attribution
 from tf_signsal.gradients import GradientEngine, GradientStats
+from tf_signsal.vocabulary import METHODS
 
-METHODS: tuple[str, ...] = ("standard", "positive", "negative", "active", "inactive")
 _NEEDS_RIVALS = frozenset({"active", "inactive"})
 
 

@@ -9,7 +9,6 @@
     sanity.py          model-randomisation and random-logit checks
 """
 
-from tf_signsal._checks import FILLS
 from tf_signsal.evaluation.evaluator import AllegianceEvaluator, DeletionCounts, Explainer
 from tf_signsal.evaluation.pairs import (
     ALL_PAIRS,
@@ -33,6 +32,7 @@ from tf_signsal.evaluation.sanity import (
     randomization_check,
     rank_correlations,
 )
+from tf_signsal.vocabulary import FILLS
 
 __all__ = [
     "ALL_PAIRS",

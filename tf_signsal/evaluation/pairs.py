@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from tf_signsal._checks import FILLS
 from tf_signsal.maps import METHODS
+from tf_signsal.vocabulary import FILLS
 
 PAPER_FRACTIONS: tuple[float, ...] = (
     0.0, 0.03, 0.05, 0.07, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9,

@@ -22,8 +22,7 @@ import tensorflow as tf
 
 from tf_signsal import _checks
 from tf_signsal.evaluation.pairs import PAPER_FRACTIONS
-
-ORDERS: tuple[str, ...] = ("morf", "lerf", "insertion")
+from tf_signsal.vocabulary import ORDERS
 
 
 def threshold_indices(fractions: Sequence[float], num_pixels: int) -> np.ndarray:
