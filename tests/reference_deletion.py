@@ -30,8 +30,16 @@ def reference_order_mask(saliency, fraction, order):
     return ~mask if order == "insertion" else mask
 
 
+def image_fill(fill, image, mask, image_fills):
+    """The values of a fill computed from the image at the masked pixels: `image_fills`
+    maps "blur"/"mean" to functions image -> image, "road" to (image, mask) -> image."""
+    if fill == "road":
+        return image_fills["road"](image, mask)[mask]
+    return image_fills[fill](image)[mask]
+
+
 def reference_allegiance(model, images, maps, pairs, fractions, value_range=(0.0, 1.0),
-                         labels=None, order="morf"):
+                         labels=None, order="morf", image_fills=None):
     """Curves, AUCs, deleted fractions and accuracies, one (pair, fraction) at a time.
 
     `maps` is a dict method -> (B, H, W) numpy array.
@@ -40,17 +48,17 @@ def reference_allegiance(model, images, maps, pairs, fractions, value_range=(0.0
     intact = np.asarray(model(images, training=False)).argmax(axis=1)
     curves, deleted, accuracy, auc = {}, {}, {}, {}
     for method, fill in pairs:
-        if isinstance(fill, str):
-            fill_value = value_range[0] if fill == "black" else value_range[1]
-        else:
-            fill_value = fill
+        fill_value = {"black": value_range[0], "white": value_range[1]}.get(fill, fill)
         curve, removed, correct = [], [], []
         for p in fractions:
             occluded = images.copy()
             counts = []
             for b in range(len(images)):
                 mask = reference_order_mask(maps[method][b], p, order)
-                occluded[b][mask] = fill_value  # all channels of a masked pixel
+                if fill in ("blur", "mean", "road"):
+                    occluded[b][mask] = image_fill(fill, images[b], mask, image_fills)
+                else:
+                    occluded[b][mask] = fill_value  # all channels of a masked pixel
                 counts.append(mask.sum() / mask.size)
             predicted = np.asarray(model(occluded, training=False)).argmax(axis=1)
             curve.append(np.mean(predicted == intact))

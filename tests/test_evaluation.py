@@ -522,3 +522,29 @@ def test_a_list_is_images_and_a_tuple_is_images_and_labels(model, images):
     as_list = AllegianceEvaluator(model).evaluate(list(images), verbose=0)
     as_array = AllegianceEvaluator(model).evaluate(images, verbose=0)
     assert as_list == as_array
+
+
+def test_image_fills_match_the_reference_loop(model, rng):
+    from tf_signsal.evaluation.fills import blur_images, mean_images, road_impute
+
+    images = rng.random((7, 8, 8, 3), dtype=np.float32)
+    pairs = (("positive", "blur"), ("negative", "mean"), ("active", "road"),
+             ("standard", "black"), RANDOM_PAIR)
+    fractions = (0.0, 0.1, 0.5, 0.9)
+    image_fills = {  # one image at a time, through the public fill functions
+        "blur": lambda x: blur_images(x[None], sigma=1.5).numpy()[0],
+        "mean": lambda x: mean_images(x[None]).numpy()[0],
+        "road": lambda x, m: road_impute(x[None], m[None], noise_std=0.01, seed=3).numpy()[0],
+    }
+    maps = maps_for(model, images, pairs, seed=3)
+    result = AllegianceEvaluator(
+        model, pairs=pairs, fractions=fractions, orders=("morf", "lerf", "insertion"),
+        blur_sigma=1.5, seed=3, batch_size=4,
+    ).evaluate(images, verbose=0)
+    for order in result.orders:
+        curves, _, deleted, _ = reference_allegiance(
+            model, images, maps, pairs, fractions, order=order, image_fills=image_fills
+        )
+        for pair in pairs:
+            np.testing.assert_array_equal(result.order_curves[order][pair], curves[pair])
+            np.testing.assert_allclose(result.order_deleted[order][pair], deleted[pair])

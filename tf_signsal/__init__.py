@@ -28,6 +28,7 @@ _LAZY = {
     "tf_signsal.evaluation": (
         "ALL_PAIRS", "PAPER_FRACTIONS", "PAPER_PAIRS", "RANDOM_PAIRS", "AllegianceEvaluator",
         "AllegianceResult", "RandomizationResult", "random_logit_check", "randomization_check",
+        "road_impute",
     ),
     "tf_signsal.gradients": ("GradientEngine", "class_gradients"),
     "tf_signsal.maps": ("Explanation", "SignedSaliency"),
@@ -43,6 +44,7 @@ __all__ = [
     "RANDOM_PAIRS", "AllegianceEvaluator", "AllegianceResult", "Explanation", "GradientEngine",
     "GradientXInput", "IntegratedGradients", "RandomizationResult", "SignedSaliency",
     "SmoothGrad", "__version__", "class_gradients", "random_logit_check", "randomization_check",
+    "road_impute",
 ]
 
 

@@ -59,6 +59,28 @@ def is_real(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
+def real(name: str, value: Any, minimum: float | None = None, strict: bool = False) -> float:
+    """A finite real number, >= `minimum` (> with `strict`): TypeError for another type."""
+    if not is_real(value):
+        raise TypeError(f"`{name}` must be a number, received {value!r}")
+    value = float(value)
+    too_small = minimum is not None and (value <= minimum if strict else value < minimum)
+    if not math.isfinite(value) or too_small:
+        bound = "" if minimum is None else f" {'>' if strict else '>='} {minimum:g}"
+        raise ValueError(f"`{name}` must be a finite number{bound}, received {value!r}")
+    return value
+
+
+def positive_number(name: str, value: Any) -> float:
+    """A finite real number > 0."""
+    return real(name, value, minimum=0.0, strict=True)
+
+
+def non_negative_number(name: str, value: Any) -> float:
+    """A finite real number >= 0."""
+    return real(name, value, minimum=0.0)
+
+
 def value_range(value: Any, name: str = "value_range") -> tuple[float, float]:
     """A finite pair (low, high) with low < high."""
     try:
@@ -205,6 +227,31 @@ def finite_dataset(dataset: tf.data.Dataset, name: str) -> tf.data.Dataset:
             f"`.repeat()`): pass a finite part, e.g. `{name}.take(number_of_batches)`"
         )
     return dataset
+
+
+def bool_masks(masks: Any, images: tf.Tensor, name: str = "masks") -> tf.Tensor:
+    """`masks` as a bool tensor of shape (B, H, W) matching `images` (B, H, W, ch)."""
+    dtype = getattr(masks, "dtype", None)
+    if dtype is None:
+        masks = np.asarray(masks)
+        dtype = masks.dtype
+    try:
+        is_bool = tf.as_dtype(dtype).is_bool
+    except TypeError:
+        is_bool = False
+    if not is_bool:
+        raise TypeError(
+            f"`{name}` must be a boolean array (True = delete) of shape (batch, height, "
+            f"width), received dtype {getattr(dtype, 'name', dtype)}; e.g. `maps > threshold`"
+        )
+    masks = tf.convert_to_tensor(masks, dtype=tf.bool)
+    expected = tuple(images.shape[:3])
+    if tuple(masks.shape) != expected:
+        raise ValueError(
+            f"`{name}` must have shape (batch, height, width) = {expected} to match the "
+            f"images {tuple(images.shape)}, received shape {tuple(masks.shape)}"
+        )
+    return masks
 
 
 def image_shape(value: Any, name: str = "image_shape") -> tuple[int | None, int | None, int]:

@@ -5,11 +5,13 @@
     pairs.py           the (method, fill) pairs, the paper's fractions, fill values
     evaluator.py       AllegianceEvaluator: any explainer, chunked forward passes,
                        counts in a named record, tf.distribute
-    result.py          AllegianceResult: curves, AUC, JSON
+    fills.py           blur, mean and ROAD's noisy linear imputation (road_impute)
+    result.py          AllegianceResult: curves, AUC, SRG per order, JSON
     sanity.py          model-randomisation and random-logit checks
 """
 
 from tf_signsal.evaluation.evaluator import AllegianceEvaluator, DeletionCounts, Explainer
+from tf_signsal.evaluation.fills import blur_images, mean_images, road_impute
 from tf_signsal.evaluation.pairs import (
     ALL_PAIRS,
     DELETION_METHODS,
@@ -54,9 +56,12 @@ __all__ = [
     "fill_values",
     "pair_name",
     "parse_pair",
+    "blur_images",
+    "mean_images",
     "random_logit_check",
     "random_maps",
     "randomization_check",
     "rank_correlations",
+    "road_impute",
     "trapezoid_auc",
 ]

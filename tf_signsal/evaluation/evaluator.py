@@ -16,6 +16,7 @@ run again.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -27,12 +28,14 @@ import tensorflow as tf
 
 from tf_signsal import _checks
 from tf_signsal.attributions import Attribution
+from tf_signsal.evaluation.fills import blur_images, mean_images, road_occlude
 from tf_signsal.evaluation.pairs import (
     DELETION_METHODS,
     PAPER_FRACTIONS,
     PAPER_PAIRS,
     RANDOM_METHOD,
     Pair,
+    fill_kind,
     fill_values,
 )
 from tf_signsal.evaluation.random_control import random_maps
@@ -136,7 +139,7 @@ class AllegianceEvaluator:
         value_range: (low, high) of the model's input: black and white.
         memory_budget: bytes of occluded images built at once (the model's
             activations come on top); larger means larger forward batches.
-        seed: seed of the "random" ranking.
+        seed: seed of the "random" ranking and of the "road" fill's noise.
         orders: which pixels go first, any of "morf" (most relevant first, the
             paper's deletion, always run: `result.curves`), "lerf" (least
             relevant first: the round(p N) smallest pixels, zeros included, ties
@@ -147,6 +150,9 @@ class AllegianceEvaluator:
             ("gradient", "gradient_x_input", "integrated_gradients", "smoothgrad"
             or a configured `tf_signsal.attributions` object; see
             `SignedSaliency`); only with `explainer=None`.
+        blur_sigma: the standard deviation in pixels of the "blur" fill's kernel.
+        road_noise: the standard deviation of the "road" fill's noise (ROAD's 0.01
+            for [0, 1] images).
         explainer: None for the paper's maps (`SignedSaliency(model)`: standard,
             positive, negative, active, inactive), or any callable taking a
             float32 image batch (B, H, W, ch) and returning a mapping from map
@@ -182,6 +188,8 @@ class AllegianceEvaluator:
         explainer: Explainer | None = None,
         orders: Sequence[str] = ("morf",),
         attribution: str | Attribution = "gradient",
+        blur_sigma: float = 5.0,
+        road_noise: float = 0.01,
     ):
         if explainer is not None and not callable(explainer):
             raise TypeError(
@@ -199,6 +207,8 @@ class AllegianceEvaluator:
         self.batch_size = _checks.positive_int("batch_size", batch_size)
         self.memory_budget = _checks.positive_int("memory_budget", memory_budget)
         self.seed = _checks.integer("seed", seed, minimum=0, maximum=2**32 - 1)
+        self.blur_sigma = _checks.positive_number("blur_sigma", blur_sigma)
+        self.road_noise = _checks.non_negative_number("road_noise", road_noise)
         self.orders = tuple(dict.fromkeys(_checks.check_choices("orders", orders, ORDERS)))
         if "morf" not in self.orders:
             raise ValueError(
@@ -226,6 +236,13 @@ class AllegianceEvaluator:
         self._fills = tuple(dict.fromkeys(f for _, f in self.pairs))
         self._pair_method = np.array([self._methods.index(m) for m, _ in self.pairs], np.int32)
         self._pair_fill = np.array([self._fills.index(f) for _, f in self.pairs], np.int32)
+        self._pair_kind = np.array([fill_kind(f) for _, f in self.pairs])
+        # Each fill's row in the stacked blur/mean images (-1: not such a fill).
+        self._image_fills = tuple(f for f in self._fills if fill_kind(f) == "image")
+        self._image_fill_row = np.array(
+            [self._image_fills.index(f) if f in self._image_fills else -1 for f in self._fills],
+            np.int32,
+        )
         self._count_functions: dict[tuple[int, ...], Any] = {}
 
     def _check_fill_values(self) -> None:
@@ -388,29 +405,34 @@ class AllegianceEvaluator:
 
     # -- compute ---------------------------------------------------------------------
 
-    def _count_function(self, image_shape: tuple[int, ...]) -> Any:
-        # One trace per image shape: batch, chunk and map counts vary freely.
-        if image_shape not in self._count_functions:
+    def _count_function(self, image_shape: tuple[int, ...], kind: str) -> Any:
+        # One trace per image shape and kind of fill: batch, chunk and map counts vary freely.
+        key = (*image_shape, kind)
+        if key not in self._count_functions:
             height, width, channels = image_shape
             vector = tf.TensorSpec((None,), tf.int32)
             signature = [
                 tf.TensorSpec((None, height, width, channels), tf.float32),  # images
                 tf.TensorSpec((None, None, height, width), tf.float32),  # maps (M, B, H, W)
                 tf.TensorSpec((None, None, None), tf.float32),  # thresholds (M, B, P)
-                tf.TensorSpec((None, channels), tf.float32),  # fill values
+                tf.TensorSpec((None, channels), tf.float32),  # constant fill values
+                tf.TensorSpec((None, None, height, width, channels), tf.float32),  # blur/mean
                 tf.TensorSpec((None, None, height, width), tf.int32),  # LeRF ranks (M, B, H, W)
                 vector,  # intact predictions (B,)
                 vector,  # labels (B,), -1 without labels
                 OccludedItems(vector, vector, vector, vector),
             ]
-            self._count_functions[image_shape] = tf.function(
-                self._count_chunk, input_signature=signature
+            self._count_functions[key] = tf.function(
+                functools.partial(self._count_chunk, kind), input_signature=signature
             )
-        return self._count_functions[image_shape]
+        return self._count_functions[key]
 
-    def _count_chunk(self, images, maps, thresholds, fills, ranks, intact, labels, items):
+    def _count_chunk(
+        self, kind, images, maps, thresholds, fills, fill_images, ranks, intact, labels, items
+    ):
         """Agreeing and correct predictions per (order, pair, fraction) for a chunk of
-        items: two int64 (O * K * P,) vectors indexed by (order * K + pair) * P + fraction."""
+        items whose fills are all of one `kind` (see `fill_kind`): two int64 (O * K * P,)
+        vectors indexed by (order * K + pair) * P + fraction."""
         method = tf.gather(tf.constant(self._pair_method), items.pair)
         fill = tf.gather(tf.constant(self._pair_fill), items.pair)
         saliency = tf.gather_nd(maps, tf.stack([method, items.image], axis=1))  # (S, H, W)
@@ -424,10 +446,16 @@ class AllegianceEvaluator:
             counts = lerf_counts(self.fractions, images.shape[1] * images.shape[2])
             count = tf.gather(tf.constant(counts), items.fraction)[:, None, None]
             mask = tf.where(order == "lerf", rank < count, mask)
-        occluded = tf.where(
-            mask[..., None], tf.gather(fills, fill)[:, None, None, :],
-            tf.gather(images, items.image),
-        )
+        intact_images = tf.gather(images, items.image)
+        if kind == "road":
+            occluded = road_occlude(intact_images, mask, self.road_noise, self.seed)
+        else:
+            if kind == "image":
+                row = tf.gather(tf.constant(self._image_fill_row), fill)
+                replacement = tf.gather_nd(fill_images, tf.stack([row, items.image], axis=1))
+            else:
+                replacement = tf.gather(fills, fill)[:, None, None, :]
+            occluded = tf.where(mask[..., None], replacement, intact_images)
         predicted = tf.argmax(self._saliency.logits(occluded), axis=1, output_type=tf.int32)
         num_pairs, num_fractions = len(self.pairs), len(self.fractions)
         combo = (items.order * num_pairs + items.pair) * num_fractions + items.fraction
@@ -473,22 +501,40 @@ class AllegianceEvaluator:
         chunk = max(1, self.memory_budget // (num_pixels * channels * 4))
         label_tensor = tf.constant(labels if labels is not None else np.full(size, -1, np.int32))
         fills = tf.constant(fill_values(self._fills, self.value_range, channels))
+        fill_images = self._fill_images(images)
         intact_tensor = tf.constant(intact)
-        count = self._count_function((height, width, channels))
-        for start in range(0, len(items.image), chunk):
-            chunk_items = OccludedItems(*(tf.constant(c[start : start + chunk]) for c in items))
-            chunk_agree, chunk_correct = count(
-                images, stacked, thresholds, fills, ranks, intact_tensor, label_tensor,
-                chunk_items,
-            )
-            agree += chunk_agree.numpy()
-            correct += chunk_correct.numpy()
+        item_kind = self._pair_kind[items.pair]
+        for kind in dict.fromkeys(item_kind):
+            # ROAD's solver holds about ten float64 copies of each occluded image.
+            step = chunk if kind != "road" else max(1, chunk // 10)
+            chosen = OccludedItems(*(c[item_kind == kind] for c in items))
+            count = self._count_function((height, width, channels), kind)
+            for start in range(0, len(chosen.image), step):
+                chunk_items = OccludedItems(
+                    *(tf.constant(c[start : start + step]) for c in chosen)
+                )
+                chunk_agree, chunk_correct = count(
+                    images, stacked, thresholds, fills, fill_images, ranks, intact_tensor,
+                    label_tensor, chunk_items,
+                )
+                agree += chunk_agree.numpy()
+                correct += chunk_correct.numpy()
         return DeletionCounts(
             images=np.int64(size),
             agree=agree.reshape(shape),
             correct=correct.reshape(shape),
             deleted=filled.sum(axis=2).astype(np.int64),
         )
+
+    def _fill_images(self, images: tf.Tensor) -> tf.Tensor:
+        """The blur and mean fills' images, (F, B, H, W, ch) (F = 0 without them)."""
+        if not self._image_fills:
+            return tf.zeros((0, *images.shape), tf.float32)
+        made = {
+            "blur": lambda: blur_images(images, self.blur_sigma),
+            "mean": lambda: mean_images(images),
+        }
+        return tf.stack([made[f]() for f in self._image_fills])
 
     def _filled(self, order: str, morf: np.ndarray, num_pixels: int) -> np.ndarray:
         """(K, B, P) pixels each occluded image fills, from MoRF's deleted counts."""

@@ -21,10 +21,16 @@ PAPER_PAIRS: tuple[tuple[str, str], ...] = (
     ("negative", "white"),
     ("inactive", "white"),
 )
-ALL_PAIRS: tuple[tuple[str, str], ...] = tuple((m, f) for f in FILLS for m in METHODS)
+# The paper's fills: constants at the ends of the value range.
+PAPER_FILLS: tuple[str, ...] = ("black", "white")
+# Fills computed from the image: a blurred copy, its mean; and ROAD's imputation, which
+# depends on the mask too.
+IMAGE_FILLS: tuple[str, ...] = ("blur", "mean")
+ROAD_FILL = "road"
+ALL_PAIRS: tuple[tuple[str, str], ...] = tuple((m, f) for f in PAPER_FILLS for m in METHODS)
 # The seeded random ranking: a control that any map should beat.
 RANDOM_METHOD = "random"
-RANDOM_PAIRS: tuple[tuple[str, str], ...] = tuple((RANDOM_METHOD, f) for f in FILLS)
+RANDOM_PAIRS: tuple[tuple[str, str], ...] = tuple((RANDOM_METHOD, f) for f in PAPER_FILLS)
 DELETION_METHODS: tuple[str, ...] = (*METHODS, RANDOM_METHOD)
 
 Fill = Any  # "black" | "white" | float | tuple[float, ...]
@@ -48,11 +54,18 @@ def parse_pair(name: str) -> Pair:
     return (method, values[0]) if "," not in fill else (method, values)
 
 
+def fill_kind(fill: Fill) -> str:
+    """"constant" (black, white, numbers), "image" (blur, mean) or "road"."""
+    if fill == ROAD_FILL:
+        return "road"
+    return "image" if fill in IMAGE_FILLS else "constant"
+
+
 def fill_values(
     fills: Sequence[Fill], value_range: tuple[float, float], channels: int
 ) -> np.ndarray:
-    """The pixel value of each fill, (len(fills), channels) float32: black is
-    value_range[0], white value_range[1]."""
+    """The pixel value of each constant fill, (len(fills), channels) float32: black is
+    value_range[0], white value_range[1]; a row of zeros for fills computed from the image."""
     low, high = value_range
     rows = []
     for fill in fills:
@@ -63,6 +76,8 @@ def fill_values(
                     f"{channels} channels: give one value per channel"
                 )
             rows.append(fill)
+        elif fill_kind(fill) != "constant":
+            rows.append((0.0,) * channels)
         else:
             value = {"black": low, "white": high}.get(fill, fill)
             rows.append((value,) * channels)
