@@ -1,59 +1,70 @@
-"""Seeded randomness that depends only on an image's own pixels and a seed.
+"""Seeded randomness that depends only on an image's own content and a seed.
 
 `tf.random` streams depend on the order of the calls, so a result would change with the
 batching or the distribution of the images. Here every random number is a hash of the
-image's bits, the seed and the number's index (murmur3's 32-bit finaliser), so the same
-image gets the same numbers in any batch, on any replica.
+image's bits, the seed and the number's index (murmur3's 32-bit finaliser, in uint32
+arithmetic that wraps mod 2**32), so the same image gets the same numbers in any batch,
+on any replica. Used by the random control, SmoothGrad's noise and ROAD's noise.
 """
 
 from __future__ import annotations
 
-import math
-
 import tensorflow as tf
 
-_MASK32 = 0xFFFFFFFF
+_GOLDEN = 0x9E3779B9  # 2**32 / golden ratio: spreads consecutive counters
 
 
-def _shr(a: tf.Tensor, bits: int) -> tf.Tensor:
-    return a // (1 << bits)  # a >= 0 here; tensors have no shift operators
+def _u32(value: int) -> tf.Tensor:
+    return tf.constant(value, tf.uint32)
 
 
-def _mul32(a: tf.Tensor, constant: int) -> tf.Tensor:
-    # (a * constant) mod 2**32 for 0 <= a < 2**32 in int64, without overflow.
-    high = (_shr(a, 16) * constant & 0xFFFF) * (1 << 16)
-    return high + (a & 0xFFFF) * constant & _MASK32
+def finalise(z: tf.Tensor) -> tf.Tensor:
+    """murmur3's 32-bit finaliser on uint32: every input bit affects every output bit."""
+    z = (z ^ tf.bitwise.right_shift(z, _u32(16))) * _u32(0x85EBCA6B)
+    z = (z ^ tf.bitwise.right_shift(z, _u32(13))) * _u32(0xC2B2AE35)
+    return z ^ tf.bitwise.right_shift(z, _u32(16))
+
+
+def row_hashes(values: tf.Tensor) -> tf.Tensor:
+    """A 32-bit hash of each row's bits (batch first, float32 or bool): uint32 (B,)."""
+    if values.dtype == tf.bool:
+        values = tf.cast(values, tf.float32)
+    bits = tf.reshape(tf.bitcast(tf.cast(values, tf.float32), tf.uint32), (tf.shape(values)[0], -1))
+    position = tf.cast(tf.range(tf.shape(bits)[1]), tf.uint32)
+    weights = ((2 * position + 1) * _u32(0x9E37)) & _u32(0xFFFFF)  # odd 20-bit multipliers
+    return tf.reduce_sum(bits * weights, axis=1)
 
 
 def image_hashes(images: tf.Tensor) -> tf.Tensor:
-    """A 32-bit hash of each image's float32 bits: int64 (B,)."""
-    shape = tf.shape(images)
-    bits = tf.reshape(tf.bitcast(tf.cast(images, tf.float32), tf.int32), (shape[0], -1))
-    bits = tf.cast(bits, tf.int64) & _MASK32
-    position = tf.range(tf.shape(bits)[1], dtype=tf.int64)
-    weights = (2 * position + 1) * 0x9E37 & 0xFFFFF  # odd 20-bit multipliers
-    return tf.reduce_sum(bits * weights & _MASK32, axis=1) & _MASK32
+    """A 32-bit hash of each image's float32 bits: uint32 (B,)."""
+    return row_hashes(images)
+
+
+def combine(first: tf.Tensor, second: tf.Tensor) -> tf.Tensor:
+    """One key from two uint32 hashes (e.g. an image's and its mask's)."""
+    return finalise(first ^ finalise(second))
+
+
+def _counter_bits(keys: tf.Tensor, seed: tf.Tensor, count: tf.Tensor) -> tf.Tensor:
+    seed = tf.cast(tf.cast(seed, tf.int64) & 0xFFFFFFFF, tf.uint32)
+    index = tf.cast(tf.range(count), tf.uint32)
+    return finalise((keys[:, None] ^ seed) + (index[None, :] + 1) * _u32(_GOLDEN))
 
 
 def hashed_uniform(keys: tf.Tensor, seed: tf.Tensor, count: tf.Tensor) -> tf.Tensor:
-    """`count` numbers per key, uniform in (0, 1]: float32 (len(keys), count).
+    """`count` numbers per key, uniform in (0, 1] on a 2**-24 grid: float32 (B, count).
 
     Args:
-        keys: int64 (B,) values in [0, 2**32), e.g. `image_hashes(images)`.
-        seed: int64 scalar.
+        keys: uint32 (B,), e.g. `image_hashes(images)`.
+        seed: an integer scalar in [0, 2**32).
         count: how many numbers each key gets.
     """
-    index = tf.range(tf.cast(count, tf.int64), dtype=tf.int64)
-    z = (keys[:, None] ^ (seed & _MASK32)) + (index[None, :] + 1) * 0x9E3779B9 & _MASK32
-    # murmur3's 32-bit finaliser: every input bit affects every output bit.
-    z = _mul32(z ^ _shr(z, 16), 0x85EBCA6B)
-    z = _mul32(z ^ _shr(z, 13), 0xC2B2AE35)
-    z = z ^ _shr(z, 16)
-    return tf.cast(_shr(z, 8) + 1, tf.float32) / float(1 << 24)  # exact, in (0, 1]
+    high = tf.bitwise.right_shift(_counter_bits(keys, seed, count), _u32(8))
+    return (tf.cast(high, tf.float32) + 1.0) / float(1 << 24)  # exact, in (0, 1]
 
 
 def hashed_normal(keys: tf.Tensor, seed: tf.Tensor, count: tf.Tensor) -> tf.Tensor:
-    """`count` standard normal numbers per key (Box-Muller): float32 (len(keys), count)."""
-    uniform = hashed_uniform(keys, seed, 2 * count)
-    radius = tf.sqrt(-2.0 * tf.math.log(uniform[:, :count]))  # u in (0, 1]: finite
-    return radius * tf.cos(2.0 * math.pi * uniform[:, count:])
+    """`count` standard normal numbers per key: float32 (B, count), the normal quantile of
+    a 24-bit uniform at the middle of its cell (so |x| <= 5.3)."""
+    high = tf.bitwise.right_shift(_counter_bits(keys, seed, count), _u32(8))
+    return tf.math.ndtri((tf.cast(high, tf.float32) + 0.5) / float(1 << 24))

@@ -23,6 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_signsal import _checks
+from tf_signsal._random import combine, hashed_normal, image_hashes, row_hashes
 
 # ROAD's neighbour weights (Rong et al. 2022, section 4.2 and their `imputations.py`):
 # 1/6 for the 4 edge neighbours, 1/12 for the 4 diagonal ones (they sum to 1).
@@ -152,38 +153,13 @@ def _stencil(x: tf.Tensor) -> tf.Tensor:
     return total * (1 / 12) - x * (1 / 3)
 
 
-def _uint32(value: int) -> tf.Tensor:
-    return tf.constant(value, tf.uint32)
-
-
-def _finalise(z: tf.Tensor) -> tf.Tensor:
-    """murmur3's 32-bit finaliser, uint32 arithmetic (wraps mod 2**32): every input bit
-    affects every output bit."""
-    z = (z ^ tf.bitwise.right_shift(z, _uint32(16))) * _uint32(0x85EBCA6B)
-    z = (z ^ tf.bitwise.right_shift(z, _uint32(13))) * _uint32(0xC2B2AE35)
-    return z ^ tf.bitwise.right_shift(z, _uint32(16))
-
-
-def _bits_hash(bits: tf.Tensor, multiplier: int) -> tf.Tensor:
-    """A 32-bit hash per row of `bits` (B, N) uint32: sum of bits x odd multipliers."""
-    position = tf.cast(tf.range(tf.shape(bits)[1]), tf.uint32)
-    return tf.reduce_sum(bits * ((2 * position + 1) * _uint32(multiplier)), axis=1)
-
-
 def _road_noise(images: tf.Tensor, masks: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     """Standard normal noise (B, H, W, ch) float32 from each image's and mask's own bits
-    and `seed` (uint32): a counter hash per pixel and channel (as
-    `random_control.random_maps` hashes an image) gives a 24-bit uniform u in (0, 1),
-    and the noise is the normal quantile of u (|noise| <= 5.3)."""
+    and `seed` (`tf_signsal._random`): the same image and mask get the same noise in any
+    batch."""
     shape = tf.shape(images)
-    image_hash = _bits_hash(tf.reshape(tf.bitcast(images, tf.uint32), (shape[0], -1)),
-                            0x9E3779B9)
-    mask_hash = _bits_hash(tf.reshape(tf.cast(masks, tf.uint32), (shape[0], -1)), 0x7F4A7C15)
-    key = _finalise(image_hash ^ _finalise(mask_hash ^ seed))
-    counter = tf.cast(tf.range(1, shape[1] * shape[2] * shape[3] + 1), tf.uint32)
-    z = _finalise(key[:, None] + counter[None, :] * _uint32(0x9E3779B9))
-    uniform = (tf.cast(tf.bitwise.right_shift(z, _uint32(8)), tf.float32) + 0.5) / (1 << 24)
-    return tf.reshape(tf.math.ndtri(uniform), shape)
+    keys = combine(image_hashes(images), row_hashes(masks))
+    return tf.reshape(hashed_normal(keys, seed, tf.reduce_prod(shape[1:])), shape)
 
 
 def _dot(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
