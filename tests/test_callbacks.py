@@ -421,3 +421,54 @@ def test_allegiance_callback_refuses_an_endless_dataset(data):
 def test_maps_callback_refuses_too_few_class_names(images):
     with pytest.raises(ValueError, match="`labels`"):
         callbacks.SaliencyMapsCallback(images[:3], "logs", labels=[0, 1, 4], class_names=["a", "b"])
+
+
+def _png_figure(monkeypatch, maps_cb, model):
+    """The figure the callback saves as its png (captured instead of written)."""
+    saved = []
+    monkeypatch.setattr(plotting, "save_figure", lambda figure, path: saved.append((figure, path)))
+    maps_cb.set_model(model)
+    maps_cb.log_epoch(3)
+    assert len(saved) == 1 and str(saved[0][1]).endswith("epoch_0003.png")
+    return saved[0][0]
+
+
+def test_png_has_a_colour_bar_and_the_maps(data, tmp_path, monkeypatch):
+    model = bn_net()
+    maps_cb = callbacks.SaliencyMapsCallback(
+        data[0][:3], tmp_path, methods=["positive", "active"], formats=["png"], labels=[0, 1, 2]
+    )
+    figure = _png_figure(monkeypatch, maps_cb, model)
+    axes = figure.get_axes()
+    assert [a.get_title() for a in axes[:3]] == ["image", "positive", "active"]
+    assert figure.get_suptitle() == "epoch 3"
+    bar = axes[-1]._colorbar
+    assert (bar.vmin, bar.vmax) == (0.0, 1.0)
+    computed = maps_cb.compute()
+    top = np.ma.getdata(axes[1].images[0].get_array())[:8]
+    np.testing.assert_array_equal(top, computed["positive"][0])
+
+
+def test_png_overlay_draws_the_maps_over_the_images(data, tmp_path, monkeypatch):
+    model = bn_net()
+    maps_cb = callbacks.SaliencyMapsCallback(
+        data[0][:2], tmp_path, methods=["negative"], formats=["png"], overlay=True
+    )
+    figure = _png_figure(monkeypatch, maps_cb, model)
+    axes = figure.get_axes()
+    assert len(axes) == 2 * 2 + 1  # (image | negative) x 2 rows, then the colour bar
+    computed = maps_cb.compute()
+    for row in range(2):
+        under, over = axes[2 * row + 1].images
+        np.testing.assert_array_equal(under.get_array(), data[0][row])
+        np.testing.assert_array_equal(over.get_array(), computed["negative"][row])
+    assert (axes[-1]._colorbar.vmin, axes[-1]._colorbar.vmax) == (0.0, 1.0)
+    with pytest.raises(TypeError, match="overlay"):
+        callbacks.SaliencyMapsCallback(data[0][:2], tmp_path, overlay="yes")
+
+
+def test_png_overlay_file_is_written(data, tmp_path):
+    maps_cb = callbacks.SaliencyMapsCallback(data[0][:2], tmp_path, formats=["png"], overlay=True)
+    fit(bn_net(), data, [maps_cb], epochs=1)
+    assert sorted(os.listdir(tmp_path)) == ["epoch_0000.png", "epoch_0001.png"]
+    assert imread(tmp_path / "epoch_0001.png").shape[0] > 100

@@ -5,6 +5,8 @@ import threading
 
 import numpy as np
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import rgb_to_hsv
 from matplotlib.figure import Figure
 
 from tf_signsal import plotting
@@ -19,8 +21,13 @@ def maps(rng):
 def _cells(figure, rows):
     """[column][row] pictures of a `plot_maps_grid` figure (each column is one
     axes showing its pictures stacked, with equal gaps between them)."""
+    return _cells_of(figure.get_axes(), rows)
+
+
+def _cells_of(axes, rows):
+    """[column][row] pictures of the grid's column axes `axes`."""
     columns = []
-    for axis in figure.get_axes():
+    for axis in axes:
         tall = np.ma.getdata(axis.images[0].get_array())
         height = tall.shape[1]  # the test pictures are square
         gap = (tall.shape[0] - rows * height) // max(rows - 1, 1)
@@ -205,3 +212,272 @@ def test_map_evolution_shows_a_gray_image_unstretched(tmp_path, rng):
     shown = plotting.plot_map_evolution(tmp_path, 1, "positive").get_axes()[0].images[0]
     np.testing.assert_array_equal(shown.get_array(), gray[1, ..., 0])
     assert shown.get_clim() == (0.0, 1.0)
+
+
+# ----------------------------------------------------------------------------- colour bars
+
+
+def _render(figure):
+    """The figure drawn by Agg, as (height, width, 4) uint8 pixels."""
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())
+
+
+def _colorbar_of(axis):
+    """The Colorbar drawn in a colour bar's axes."""
+    return axis._colorbar
+
+
+def test_maps_grid_colorbar_spans_zero_to_one(images, maps):
+    plain = plotting.plot_maps_grid(images[:3], maps)
+    assert len(plain.get_axes()) == 1 + len(METHODS)  # no colour bar unless asked
+    figure = plotting.plot_maps_grid(images[:3], maps, colorbar=True)
+    axes = figure.get_axes()
+    assert len(axes) == 2 + len(METHODS)
+    bar = _colorbar_of(axes[-1])
+    assert (bar.vmin, bar.vmax) == (0.0, 1.0)
+    assert axes[-1].get_ylim() == (0.0, 1.0)
+    assert bar.mappable.get_cmap().name.startswith("hot")
+    assert bar.ax.get_ylabel() == "normalised map"
+    # The map columns are those drawn without the bar.
+    for with_bar, without in zip(_cells_of(axes[:-1], 3), _cells(plain, 3)):
+        for a, b in zip(with_bar, without):
+            np.testing.assert_array_equal(a, b)
+    # The bar lies right of the last map column and is no taller than the pictures.
+    last, bar_box = axes[-2].get_position(), axes[-1].get_position()
+    assert bar_box.x0 > last.x1 and bar_box.height <= last.height + 1e-9
+
+
+def test_add_colorbar_labels_and_refuses_what_is_not_drawn():
+    axis = Figure().subplots()
+    shown = axis.imshow(np.zeros((2, 2)), vmin=-2.0, vmax=3.0)
+    bar = plotting.add_colorbar(shown, label="units")
+    assert (bar.vmin, bar.vmax) == (-2.0, 3.0)
+    assert bar.ax.get_ylabel() == "units"
+    assert bar.ax in axis.figure.get_axes()
+    with pytest.raises(TypeError, match="mappable"):
+        plotting.add_colorbar(np.zeros((2, 2)))
+
+
+# ----------------------------------------------------------------------------- overlays
+
+
+def test_overlay_draws_the_image_then_the_map(images, maps):
+    axis = Figure().subplots()
+    shown = plotting.overlay(axis, images[1], maps["positive"][1], alpha=0.3, cmap="viridis")
+    assert len(axis.images) == 2 and shown is axis.images[1]
+    np.testing.assert_array_equal(axis.images[0].get_array(), images[1])
+    np.testing.assert_array_equal(shown.get_array(), maps["positive"][1])
+    assert shown.get_alpha() == 0.3
+    assert shown.get_clim() == (0.0, 1.0)
+    assert shown.get_cmap().name == "viridis"
+    assert not axis.axison
+    # Out-of-range pixels are clipped; a one-channel image is drawn in true gray.
+    gray = Figure().subplots()
+    plotting.overlay(gray, images[0, ..., :1] * 2.0, maps["active"][0], vmin=0.2, vmax=0.4)
+    np.testing.assert_array_equal(
+        gray.images[0].get_array(), np.clip(images[0, ..., 0] * 2.0, 0.0, 1.0)
+    )
+    assert gray.images[0].get_clim() == (0.0, 1.0)
+    assert gray.images[1].get_clim() == (0.2, 0.4)
+
+
+def test_overlay_blends_with_alpha_when_rendered():
+    # What one sees: alpha * cmap(map) + (1 - alpha) * image, on the rendered canvas.
+    figure = Figure(figsize=(1, 1), dpi=40)
+    axis = figure.add_axes((0, 0, 1, 1))
+    image = np.full((4, 4, 3), (0.0, 0.0, 1.0), np.float32)  # blue
+    plotting.overlay(axis, image, np.ones((4, 4)), alpha=0.25, cmap="gray")  # map: white
+    pixel = _render(figure)[20, 20, :3] / 255.0
+    np.testing.assert_allclose(pixel, [0.25, 0.25, 1.0], atol=2 / 255)
+
+
+def test_plot_overlays_cells_and_colorbar(images, maps):
+    titles = ["one", "two", "three"]
+    methods = ["positive", "inactive"]
+    figure = plotting.plot_overlays(images[:3], maps, methods, titles=titles, alpha=0.7)
+    axes = figure.get_axes()
+    assert len(axes) == 3 * 3 + 1
+    cells = np.array(axes[:-1]).reshape(3, 3)
+    assert [a.get_title() for a in cells[0]] == ["image", *methods]
+    assert [cells[r, 0].texts[0].get_text() for r in range(3)] == titles
+    for r in range(3):
+        np.testing.assert_array_equal(cells[r, 0].images[0].get_array(), images[r])
+        for c, method in enumerate(methods, start=1):
+            under, over = cells[r, c].images
+            np.testing.assert_array_equal(under.get_array(), images[r])
+            np.testing.assert_array_equal(over.get_array(), maps[method][r])
+            assert over.get_alpha() == 0.7 and over.get_clim() == (0.0, 1.0)
+    bar = _colorbar_of(axes[-1])
+    assert (bar.vmin, bar.vmax) == (0.0, 1.0)
+    plain = plotting.plot_overlays(images[:3], maps, methods, colorbar=False)
+    assert len(plain.get_axes()) == 9
+
+
+def test_plot_overlays_of_raw_maps_scales_each_map(images, maps):
+    raw = {"standard": maps["standard"] * 5.0 + 1.0}
+    figure = plotting.plot_overlays(images[:3], raw, ["standard"], normalized=False)
+    for r in range(3):
+        m = raw["standard"][r]
+        np.testing.assert_allclose(
+            figure.get_axes()[2 * r + 1].images[1].get_array(),
+            (m - m.min()) / (m.max() - m.min()),
+            atol=1e-6,
+        )
+
+
+# ----------------------------------------------------------------------------- signed view
+
+
+@pytest.fixture
+def gradient(rng):
+    return rng.normal(size=(3, 8, 8, 3)).astype(np.float32)
+
+
+def test_signed_view_is_positive_minus_negative_over_its_largest_magnitude(gradient):
+    positive = np.maximum(gradient, 0).max(axis=-1)
+    negative = np.maximum(-gradient, 0).max(axis=-1)
+    expected = []
+    for p, n in zip(positive, negative):
+        s = p - n
+        expected.append(s / np.abs(s).max())
+    view = plotting.signed_view(positive, negative)
+    assert view.dtype == np.float32
+    np.testing.assert_allclose(view, expected, rtol=1e-6)
+    for picture in view:
+        assert np.abs(picture).max() == pytest.approx(1.0)
+    # One signed map; an all-zero map stays zero (not NaN).
+    signed = gradient.sum(axis=-1)
+    signed[1] = 0.0
+    view = plotting.signed_view(signed)
+    np.testing.assert_allclose(view[0], signed[0] / np.abs(signed[0]).max(), rtol=1e-6)
+    np.testing.assert_array_equal(view[1], 0.0)
+
+
+def test_signed_view_errors(gradient):
+    positive = np.maximum(gradient, 0).max(axis=-1)
+    with pytest.raises(ValueError, match="negative.*shape"):
+        plotting.signed_view(positive, positive[:2])
+    with pytest.raises(ValueError, match="`negative` must be a raw map >= 0"):
+        plotting.signed_view(positive, -positive - 1.0)
+    with pytest.raises(ValueError, match="positive.*shape"):
+        plotting.signed_view(gradient)
+    with pytest.raises(ValueError, match="finite"):
+        plotting.signed_view(np.full((1, 2, 2), np.nan))
+
+
+def _rendered_centre(figure, axis):
+    """The RGB colour at the centre of `axis` on the rendered figure."""
+    pixels = _render(figure)
+    box = axis.get_window_extent()
+    x, y = int((box.x0 + box.x1) / 2), int(pixels.shape[0] - (box.y0 + box.y1) / 2)
+    return pixels[y, x, :3] / 255.0
+
+
+def test_plot_signed_draws_the_signed_view(images, gradient):
+    positive = np.maximum(gradient, 0).max(axis=-1)
+    negative = np.maximum(-gradient, 0).max(axis=-1)
+    figure = plotting.plot_signed(images[:3], positive, negative, titles=["a", "b", "c"])
+    axes = figure.get_axes()
+    assert len(axes) == 3 * 2 + 1
+    view = plotting.signed_view(positive, negative)
+    for r in range(3):
+        np.testing.assert_array_equal(axes[2 * r].images[0].get_array(), images[r])
+        shown = axes[2 * r + 1].images[-1]
+        np.testing.assert_array_equal(shown.get_array(), view[r])
+        assert shown.get_clim() == (-1.0, 1.0)
+        assert shown.get_cmap().name == "RdBu_r"
+        scale = np.abs(positive[r] - negative[r]).max()
+        assert axes[2 * r + 1].get_title() == f"{'abc'[r]}\nmax |.| = {scale:.3g}"
+    bar = _colorbar_of(axes[-1])
+    assert (bar.vmin, bar.vmax) == (-1.0, 1.0)
+    assert list(bar.get_ticks()) == [-1.0, -0.5, 0.0, 0.5, 1.0]
+
+
+def _hues(rgb):
+    """(hue in degrees, saturation) of RGB colours in [0, 1]."""
+    hsv = rgb_to_hsv(np.clip(np.asarray(rgb, np.float64), 0.0, 1.0))
+    return hsv[..., 0] * 360.0, hsv[..., 1]
+
+
+def _reddish(rgb):
+    hue, saturation = _hues(rgb)
+    return np.all(((hue < 20) | (hue > 340)) & (saturation > 0.2))
+
+
+def _bluish(rgb):
+    hue, saturation = _hues(rgb)
+    return np.all((hue > 190) & (hue < 260) & (saturation > 0.2))
+
+
+@pytest.mark.parametrize("cmap", ["RdBu_r", "bwr", "seismic"])
+def test_plot_signed_colours_positive_red_and_negative_blue(cmap, rng):
+    bump = rng.random((1, 6, 6)).astype(np.float32) + 0.5  # > 0 everywhere
+    zero = np.zeros_like(bump)
+    for positive, negative, check in ((bump, zero, _reddish), (zero, bump, _bluish)):
+        figure = plotting.plot_signed(None, positive, negative, cmap=cmap)
+        shown = figure.get_axes()[0].images[0]
+        assert check(shown.to_rgba(shown.get_array())[..., :3])  # every pixel
+        # And on the rendered canvas (what a reader sees).
+        assert check(_rendered_centre(figure, figure.get_axes()[0]))
+    # A zero map (or a zero pixel) is white.
+    figure = plotting.plot_signed(None, np.zeros((1, 6, 6)), cmap=cmap)
+    np.testing.assert_allclose(_rendered_centre(figure, figure.get_axes()[0]), 1.0, atol=0.04)
+
+
+def test_plot_signed_over_the_images(images, gradient):
+    signed = gradient.sum(axis=-1)
+    figure = plotting.plot_signed(images[:3], signed, alpha=0.6, colorbar=False)
+    axes = figure.get_axes()
+    assert len(axes) == 3
+    view = plotting.signed_view(signed)
+    for r, axis in enumerate(axes):
+        under, over = axis.images
+        np.testing.assert_array_equal(under.get_array(), images[r])
+        np.testing.assert_array_equal(over.get_array(), view[r])
+        assert over.get_alpha() == 0.6 and over.get_clim() == (-1.0, 1.0)
+
+
+# ----------------------------------------------------------------------------- bad arguments
+
+
+def test_overlay_and_signed_errors(images, maps, gradient):
+    axis = Figure().subplots()
+    with pytest.raises(ValueError, match="saliency_map"):
+        plotting.overlay(axis, images[0], maps["positive"][0, :4])
+    with pytest.raises(ValueError, match=r"`image` must have shape \(H, W, ch\)"):
+        plotting.overlay(axis, images[:2], maps["positive"][0])
+    with pytest.raises(TypeError, match="`image` must hold floats"):
+        plotting.overlay(axis, (images[0] * 255).astype(np.uint8), maps["positive"][0])
+    with pytest.raises(ValueError, match="alpha"):
+        plotting.overlay(axis, images[0], maps["positive"][0], alpha=1.5)
+    with pytest.raises(TypeError, match="alpha"):
+        plotting.overlay(axis, images[0], maps["positive"][0], alpha="half")
+    with pytest.raises(ValueError, match="vmin"):
+        plotting.overlay(axis, images[0], maps["positive"][0], vmin=1.0, vmax=0.0)
+    with pytest.raises(ValueError, match="`cmap` must be a matplotlib colormap name"):
+        plotting.overlay(axis, images[0], maps["positive"][0], cmap="no-such-map")
+    with pytest.raises(TypeError, match="maps"):
+        plotting.plot_overlays(images[:3], list(maps.values()))
+    with pytest.raises(ValueError, match="images"):
+        plotting.plot_overlays(images, maps)  # 6 images, 3 maps
+    with pytest.raises(ValueError, match="methods"):
+        plotting.plot_overlays(images[:3], maps, methods=["upside"])
+    with pytest.raises(ValueError, match="titles"):
+        plotting.plot_overlays(images[:3], maps, titles="one title")
+    with pytest.raises(TypeError, match="colorbar"):
+        plotting.plot_overlays(images[:3], maps, colorbar="yes")
+    with pytest.raises(TypeError, match="colorbar"):
+        plotting.plot_maps_grid(images[:3], maps, colorbar=1)
+    with pytest.raises(ValueError, match="cmap"):
+        plotting.plot_maps_grid(images[:3], maps, cmap="no-such-map")
+    signed = gradient.sum(axis=-1)
+    with pytest.raises(ValueError, match="images"):
+        plotting.plot_signed(images, signed)
+    with pytest.raises(ValueError, match="`alpha` draws the signed map over the images"):
+        plotting.plot_signed(None, signed, alpha=0.5)
+    with pytest.raises(ValueError, match="nothing to draw"):
+        plotting.plot_signed(None, signed[:0])
+    with pytest.raises(ValueError, match="titles"):
+        plotting.plot_signed(None, signed, titles=["a"])

@@ -59,14 +59,23 @@ def is_real(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-def real(name: str, value: Any, minimum: float | None = None, strict: bool = False) -> float:
-    """A finite real number, >= `minimum` (> with `strict`): TypeError for another type."""
-    if not is_real(value):
+def real(
+    name: str,
+    value: Any,
+    minimum: float | None = None,
+    strict: bool = False,
+    maximum: float | None = None,
+) -> float:
+    """A finite real number, >= `minimum` (> with `strict`) and <= `maximum`: TypeError
+    for another type."""
+    if not (is_real(value) or isinstance(value, np.floating)):
         raise TypeError(f"`{name}` must be a number, received {value!r}")
     value = float(value)
     too_small = minimum is not None and (value <= minimum if strict else value < minimum)
-    if not math.isfinite(value) or too_small:
+    too_large = maximum is not None and value > maximum
+    if not math.isfinite(value) or too_small or too_large:
         bound = "" if minimum is None else f" {'>' if strict else '>='} {minimum:g}"
+        bound += "" if maximum is None else f"{' and' if bound else ''} <= {maximum:g}"
         raise ValueError(f"`{name}` must be a finite number{bound}, received {value!r}")
     return value
 

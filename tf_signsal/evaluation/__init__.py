@@ -4,13 +4,15 @@
     random_control.py  the seeded random ranking, the control
     pairs.py           the (method, fill) pairs, the paper's fractions, fill values
     evaluator.py       AllegianceEvaluator: any explainer, chunked forward passes,
-                       counts in a named record, tf.distribute
+                       tf.distribute
+    counts.py          the occluded items and the counts, a named record
     fills.py           blur, mean and ROAD's noisy linear imputation (road_impute)
     result.py          AllegianceResult: curves, AUC, SRG per order, JSON
     sanity.py          model-randomisation and random-logit checks
 """
 
-from tf_signsal.evaluation.evaluator import AllegianceEvaluator, DeletionCounts, Explainer
+from tf_signsal.evaluation.counts import DeletionCounts
+from tf_signsal.evaluation.evaluator import AllegianceEvaluator, Explainer
 from tf_signsal.evaluation.fills import blur_images, mean_images, road_impute
 from tf_signsal.evaluation.pairs import (
     ALL_PAIRS,
