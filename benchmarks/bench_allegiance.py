@@ -18,6 +18,11 @@ near 1. Rows, all timed in this process:
               per fraction a numpy sort/threshold/fill and `model.predict`; timed on a
               subset (--loop-images) and compared per image. Its curves are checked to be
               identical to the evaluator's on that subset.
+
+With --orders-and-fills, the evaluator is also timed for every order (MoRF, LeRF, insertion)
+with the paper's black/white pairs and with the blur fill (the five maps and the random
+control), each against its own bare cost: the maps plus the forward passes of its occluded
+images at the measured throughput. --model loads a trained model instead of training one.
 """
 
 from __future__ import annotations
@@ -35,7 +40,14 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from tf_signsal import PAPER_FRACTIONS, PAPER_PAIRS, AllegianceEvaluator, SignedSaliency  # noqa: E402
+from tf_signsal import (  # noqa: E402
+    METHODS,
+    ORDERS,
+    PAPER_FRACTIONS,
+    PAPER_PAIRS,
+    AllegianceEvaluator,
+    SignedSaliency,
+)
 from tf_signsal.data import load  # noqa: E402
 from tf_signsal.models import paper_cnn  # noqa: E402
 
@@ -110,20 +122,53 @@ def bare_seconds(model, images, batch_size=128, forward_batch=1024, forward_imag
     return maps_seconds, throughput
 
 
+def orders_and_fills(model, images, maps_seconds, forward_rate, rounds):
+    """The evaluator's time for each order and fill against its bare cost."""
+    pair_sets = {
+        "black/white (paper's 6)": PAPER_PAIRS,
+        "blur (5 maps + random)": tuple((m, "blur") for m in (*METHODS, "random")),
+    }
+    print("\n| order | pairs | evaluator s | bare s | evaluator / bare |")
+    print("| --- | --- | ---: | ---: | ---: |")
+    for order in ORDERS:
+        orders = ("morf",) if order == "morf" else ("morf", order)
+        for name, pairs in pair_sets.items():
+            evaluator = AllegianceEvaluator(model, pairs=pairs, orders=orders)
+            evaluator.evaluate(images[:128], verbose=0)  # warm-up: tracing
+            seconds = min(_timed(lambda e=evaluator: e.evaluate(images, verbose=0))
+                          for _ in range(rounds))
+            evaluations = len(orders) * len(pairs) * len(PAPER_FRACTIONS) * len(images)
+            bare = maps_seconds + evaluations / forward_rate
+            label = "+".join(orders)
+            print(f"| {label} | {name} | {seconds:.1f} | {bare:.1f} | {seconds / bare:.2f} |")
+
+
+def _timed(run) -> float:
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=5000)
     parser.add_argument("--loop-images", type=int, default=512)
     parser.add_argument("--train-images", type=int, default=50_000)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--model", help="a trained .keras model (default: train one)")
+    parser.add_argument("--orders-and-fills", action="store_true")
     args = parser.parse_args()
 
     if not os.path.isdir(os.path.join(DATA, "cifar10", "test")):
         sys.exit(f"CIFAR-10 not found under {DATA}: see ../shared/data/README.md")
     images, labels = as_arrays(load("cifar10", "test", data_dir=DATA), args.images)
-    model = trained_model(args.train_images)
-    print(f"paper CNN, {model.count_params():,} params, trained 1 epoch on "
-          f"{args.train_images:,} images; {len(images):,} test images")
+    if args.model:
+        model = keras.saving.load_model(args.model, compile=False)
+        print(f"{args.model}, {model.count_params():,} params; {len(images):,} test images")
+    else:
+        model = trained_model(args.train_images)
+        print(f"paper CNN, {model.count_params():,} params, trained 1 epoch on "
+              f"{args.train_images:,} images; {len(images):,} test images")
 
     evaluator = AllegianceEvaluator(model)
     evaluator.evaluate(images[:128], verbose=0)  # warm-up: tracing
@@ -173,6 +218,8 @@ def main():
     print(f"loop curves identical to the evaluator's on the subset: {identical}")
     print(f"accuracy at 0% deleted: {next(iter(result.accuracy.values()))[0]:.4f}")
     print(f"peak RSS: {peak_mib:.0f} MiB")
+    if args.orders_and_fills:
+        orders_and_fills(model, images, maps_seconds, forward_rate, args.rounds)
 
 
 if __name__ == "__main__":
