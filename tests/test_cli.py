@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import keras
 import numpy as np
@@ -11,9 +12,16 @@ import pytest
 import tensorflow as tf
 
 from conftest import small_conv_net
-from tf_signsal import METHODS, SignedSaliency, datasets
-from tf_signsal.cli import CommandError, main
-from tf_signsal.evaluation import PAPER_PAIRS, AllegianceEvaluator, pair_name
+from tf_signsal import METHODS, SignedSaliency, data, datasets
+from tf_signsal._io import read_json
+from tf_signsal.cli import EXPLAIN_MANIFEST, CommandError, evaluation_pairs, main
+from tf_signsal.evaluation import (
+    ALL_PAIRS,
+    PAPER_PAIRS,
+    RANDOM_PAIRS,
+    AllegianceEvaluator,
+    pair_name,
+)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -195,14 +203,36 @@ def test_explain_writes_the_maps_of_each_image(capsys, tmp_path, model_file, pic
 def test_evaluate_on_an_image_folder(capsys, tmp_path, model_file, pictures):
     folder, paths, images = pictures
     out = tmp_path / "eval"
+    names = tmp_path / "classes.txt"
+    names.write_text("class_0\nclass_1\nclass_2\nclass_3\n")
     status, stdout, _ = _run(capsys, "evaluate", "--model", model_file, "--data", folder,
-                             "--out", out, "--limit", "5", "--batch-size", "4")
+                             "--out", out, "--limit", "5", "--batch-size", "4",
+                             "--class-names", names)
     assert status == 0
+    assert f"evaluating 5 images: 2 to 3 per class, seeded subset (seed 0) of {folder}" in stdout
     record = json.loads((out / "results.json").read_text())
     assert record["n_images"] == 5 and os.path.isfile(out / "curves.png")
-    # Folder order: class folders sorted, then files: the first five files.
-    order = np.argsort(paths)[:5]
+    # Folder order (class folders sorted, then files), then the seeded balanced subset.
+    sorted_paths = np.argsort(paths)
+    groups = np.array([int(os.path.basename(os.path.dirname(paths[i]))[-1])
+                       for i in sorted_paths])
+    order = sorted_paths[data.balanced_subset(groups, 5, seed=0)]
     labels = np.array([int(os.path.basename(os.path.dirname(paths[i]))[-1]) for i in order])
+    assert sorted(np.bincount(labels)) == [2, 3]
+    assert record["data"] == {
+        "source": str(folder), "split": None, "limit": 5, "seed": 0,
+        "images_per_class": {"class_0": int((labels == 0).sum()),
+                             "class_1": int((labels == 1).sum())},
+        "labels": "class folders matched by name",
+    }
+    run = record["run"]
+    assert run["model"]["path"] == os.path.abspath(model_file)
+    assert len(run["model"]["sha256"]) == 64 and run["num_classes"] == 4
+    assert run["parameters"]["pairs"] == [pair_name(p) for p in PAPER_PAIRS]
+    assert run["parameters"]["orders"] == ["morf"] and run["parameters"]["batch_size"] == 4
+    assert run["parameters"]["attribution"] == "gradient"
+    assert {"tf_signsal", "tensorflow", "keras", "python"} <= set(run["versions"])
+    assert run["date"][:2] == "20" and run["seconds"] > 0
     model = keras.saving.load_model(model_file)
     expected = AllegianceEvaluator(model).evaluate((images[order], labels), verbose=0)
     for pair in PAPER_PAIRS:
@@ -222,17 +252,23 @@ def test_export_then_refuse_to_overwrite(capsys, tmp_path, model_file):
 
 
 def test_tiny_demo(capsys, tmp_path):
+    """The whole demo on a tiny setting (its report: maps, training, tables, versions)."""
     out = tmp_path / "demo"
     status, stdout, _ = _run(capsys, "demo", "--out", out, "--epochs", "1", "--train-size", "48",
                              "--test-size", "16", "--image-size", "16", "--seed", "2")
     assert status == 0 and str(out / "report.html") in stdout
     for name in ("report.html", "results.json", "history.json", "model.keras", "maps_grid.png",
-                 "curves.png", "maps_over_training_positive.png",
+                 "history.png", "curves.png", "maps_over_training_positive.png",
                  "maps_over_training_negative.png"):
         assert os.path.isfile(out / name), name
     page = (out / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 4 and "Pointing game" in page
-    record = json.loads((out / "results.json").read_text())
+    # maps grid, training history, two maps over training, the curves
+    assert page.count("data:image/png;base64,") == 5 and "Pointing game" in page
+    for text in ("The five maps", "relu(-g)", "Training", "Configuration and versions",
+                 "train_size", "tensorflow", "keras", "tf_signsal", "python"):
+        assert text in page, text
+    record = read_json(out / "results.json")
+    assert record["versions"]["tf_signsal"] and record["notes"] == []
 
     # The recorded pointing scores are those of the saved model on the same test images.
     images, labels, masks = datasets.synthetic_signs(16, 16, seed=3)  # the demo's seed + 1
@@ -248,3 +284,253 @@ def test_tiny_demo(capsys, tmp_path):
     assert scores["chance (shape area)"]["all"] == pytest.approx(masks.mean())
     assert record["allegiance"]["n_images"] == 16
     assert set(record["allegiance"]["auc"]) >= {pair_name(p) for p in PAPER_PAIRS}
+
+
+# ----------------------------------------------------------------------------- hardening
+
+
+def test_export_overwrite_refuses_user_folders_and_deletes_nothing(
+    capsys, tmp_path, model_file, monkeypatch
+):
+    user = tmp_path / "work"
+    (user / "notes").mkdir(parents=True)
+    (user / "thesis.tex").write_text("months of work")
+    (user / "notes" / "a.txt").write_text("a")
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    status, _, err = _run(capsys, "export", "--model", model_file, "--out", user, "--overwrite")
+    _assert_one_line_error(status, err, str(user))
+    monkeypatch.chdir(user)
+    status, _, err = _run(capsys, "export", "--model", model_file, "--out", ".", "--overwrite")
+    _assert_one_line_error(status, err, "current")
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+    assert (user / "thesis.tex").read_text() == "months of work"
+    # The model file being exported kept inside the SavedModel it would replace: refused
+    # (serving.export's `protect`), the file kept.
+    saved = tmp_path / "models" / "1"
+    assert _run(capsys, "export", "--model", model_file, "--out", saved)[0] == 0
+    own = saved / "assets" / "net.keras"
+    own.parent.mkdir(exist_ok=True)
+    own.write_bytes(open(model_file, "rb").read())
+    status, _, err = _run(capsys, "export", "--model", own, "--out", saved, "--overwrite")
+    _assert_one_line_error(status, err, "the model being exported")
+    assert own.is_file()
+
+
+@pytest.mark.parametrize("command", ["demo", "explain", "evaluate", "export"])
+def test_out_is_checked_before_any_work(capsys, tmp_path, command):
+    existing = tmp_path / "results.txt"
+    existing.write_text("keep me")
+    missing_model = tmp_path / "absent.keras"  # would be the error if --out came later
+    argv = {
+        "demo": ["demo", "--out", existing],
+        "explain": ["explain", "--model", missing_model, "--images", tmp_path, "--out", existing],
+        "evaluate": ["evaluate", "--model", missing_model, "--data", "cifar10", "--out",
+                     existing],
+        "export": ["export", "--model", missing_model, "--out", existing],
+    }[command]
+    started = time.perf_counter()
+    status, _, err = _run(capsys, *argv)
+    _assert_one_line_error(status, err, f"--out {existing} exists and is not a folder")
+    assert time.perf_counter() - started < 5 and existing.read_text() == "keep me"
+    status, _, err = _run(capsys, *[a if a != existing else existing / "sub" for a in argv])
+    _assert_one_line_error(status, err, "is a file, not a folder")
+
+
+def test_corrupt_and_missing_model_files(capsys, tmp_path, pictures):
+    out = tmp_path / "o"
+    for name, content in [("bad.keras", b"not a zip"), ("bad.h5", b"not hdf5 at all"),
+                          ("empty.keras", b"")]:
+        path = tmp_path / name
+        path.write_bytes(content)
+        status, _, err = _run(capsys, "explain", "--model", path, "--images", pictures[0],
+                              "--out", out)
+        _assert_one_line_error(status, err, f"cannot load the model {path}: not a")
+        assert "not found" not in err
+    zipped = tmp_path / "foreign.keras"  # a zip archive, but not a Keras one
+    import zipfile
+
+    with zipfile.ZipFile(zipped, "w") as archive:
+        archive.writestr("readme.txt", "hello")
+    status, _, err = _run(capsys, "export", "--model", zipped, "--out", tmp_path / "e")
+    _assert_one_line_error(status, err, f"cannot load the model {zipped}: ")
+    status, _, err = _run(capsys, "evaluate", "--model", tmp_path / "gone.keras", "--data",
+                          pictures[0], "--out", out)
+    _assert_one_line_error(status, err, "model file not found")
+    assert not out.exists()
+
+
+def test_single_output_model(capsys, tmp_path, pictures):
+    path = str(tmp_path / "binary.keras")
+    small_conv_net(num_classes=1, seed=2).save(path)
+    folder = pictures[0]
+    status, _, err = _run(capsys, "evaluate", "--model", path, "--data", folder,
+                          "--out", tmp_path / "ev")
+    _assert_one_line_error(status, err, "`model` has a single output")
+    assert not (tmp_path / "ev" / "results.json").exists()
+    status, stdout, _ = _run(capsys, "explain", "--model", path, "--images", folder,
+                             "--out", tmp_path / "ex")
+    assert status == 0 and "single output" in stdout
+    saved = np.load(tmp_path / "ex" / "maps.npz")
+    assert {"standard", "positive", "negative"} <= set(saved.files)
+    assert "active" not in saved.files and "inactive" not in saved.files
+    for method in ("active", "inactive"):
+        status, _, err = _run(capsys, "explain", "--model", path, "--images", folder,
+                              "--out", tmp_path / "ex", "--methods", "positive", method)
+        _assert_one_line_error(status, err, "`model` has a single output")
+
+
+def test_explain_skips_special_and_oversized_files(capsys, tmp_path, model_file, pictures,
+                                                   monkeypatch):
+    folder, paths, _ = pictures
+    fifo = folder / "class_0" / "pipe.jpg"
+    os.mkfifo(fifo)  # reading it would wait for a writer forever
+    large = folder / "large.png"
+    _write_png(str(large), np.zeros((30, 20, 3), np.uint8))
+    monkeypatch.setattr(data, "MAX_IMAGE_PIXELS", 599)  # 30x20 = 600: one too many
+    status, stdout, err = _run(capsys, "explain", "--model", model_file, "--images", folder,
+                               "/dev/null", "--out", tmp_path / "o")
+    assert status == 0, err
+    assert f"tf-signsal: skipped {fifo}: not a regular file (a FIFO)" in err
+    assert f"tf-signsal: skipped {large}: 30x20 pixels, more than MAX_IMAGE_PIXELS" in err
+    assert "tf-signsal: skipped /dev/null: not a regular file (a character device)" in err
+    assert list(np.load(tmp_path / "o" / "maps.npz")["files"]) == sorted(paths)
+    assert "explained 6 images" in stdout
+    status, _, err = _run(capsys, "explain", "--model", model_file, "--images", fifo,
+                          "--out", tmp_path / "o")
+    assert status == 1 and "no image file to read: all 1 were passed over" in err
+
+
+def test_explain_replaces_only_the_files_it_wrote(capsys, tmp_path, model_file, rng):
+    many = [str(tmp_path / "in" / f"{i:02d}.png") for i in range(10)]
+    for path in many:
+        _write_png(path, rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))
+    out = tmp_path / "maps"
+    out.mkdir()
+    (out / "mine.txt").write_text("the user's")
+    (out / "maps_007.png").write_bytes(b"the user's figure")  # a name explain could use
+    status, _, _ = _run(capsys, "explain", "--model", model_file, "--images", *many,
+                        "--out", out)
+    assert status == 0
+    assert read_json(out / EXPLAIN_MANIFEST)["files"] == ["maps.npz", "maps_000.png",
+                                                          "maps_001.png"]
+    status, stdout, _ = _run(capsys, "explain", "--model", model_file, "--images", many[0],
+                             "--out", out)
+    assert status == 0 and "removed the earlier explain's maps_001.png" in stdout
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [EXPLAIN_MANIFEST, "maps.npz", "maps_000.png", "maps_007.png", "mine.txt"]
+    )
+    assert (out / "maps_007.png").read_bytes() == b"the user's figure"
+    assert len(np.load(out / "maps.npz")["files"]) == 1
+    # A maps.npz that explain did not write is never replaced.
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "maps.npz").write_bytes(b"someone else's")
+    status, _, err = _run(capsys, "explain", "--model", model_file, "--images", many[0],
+                          "--out", other)
+    _assert_one_line_error(status, err, "holds maps.npz, which explain did not write there")
+    assert (other / "maps.npz").read_bytes() == b"someone else's"
+
+
+# ----------------------------------------------------------------------------- newcomers
+
+
+def _python(code, env=None, timeout=300):
+    env = {k: v for k, v in (env or os.environ).items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    return subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                          text=True, timeout=timeout, env=env)
+
+
+def test_help_does_not_import_tensorflow():
+    code = (
+        "import sys, time\n"
+        "started = time.perf_counter()\n"
+        "from tf_signsal import cli\n"
+        "for argv in ([], ['--help'], ['explain', '--help'], ['evaluate', '--help'],\n"
+        "             ['demo', '--help'], ['export', '--help']):\n"
+        "    try:\n"
+        "        cli.main(argv)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "assert 'tensorflow' not in sys.modules, 'tensorflow imported'\n"
+        "assert 'keras' not in sys.modules, 'keras imported'\n"
+        "print('seconds', time.perf_counter() - started)\n"
+    )
+    result = _python(code, timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "--attribution" in result.stdout and "seconds" in result.stdout
+    assert float(result.stdout.split("seconds")[-1]) < 2.0
+
+
+def test_no_tensorflow_log_lines_unless_debug(tmp_path, model_file, pictures):
+    image = pictures[1][0]
+    code = (
+        "import sys; from tf_signsal.cli import main\n"
+        f"sys.exit(main(['explain', '--model', {model_file!r}, '--images', {image!r},"
+        f" '--out', {str(tmp_path / 'o')!r}] + sys.argv[1:]))\n"
+    )
+    result = _python(code)
+    assert result.returncode == 0, result.stderr[-2000:]
+    noise = ("I0000", "W0000", "E0000", "WARNING: All log messages")
+    lines = result.stderr.splitlines()
+    assert not [line for line in lines if line.startswith(noise)], result.stderr[-2000:]
+    assert "explained 1 images" in result.stdout
+
+
+def test_evaluate_without_class_names_leaves_accuracy_out(capsys, tmp_path, model_file,
+                                                          pictures):
+    out = tmp_path / "eval"
+    status, stdout, _ = _run(capsys, "evaluate", "--model", model_file, "--data", pictures[0],
+                             "--out", out, "--limit", "2", "--seed", "3",
+                             "--orders", "morf", "lerf", "--fills", "black", "0.5",
+                             "--pairs", "all", "--attribution", "gradient_x_input")
+    assert status == 0
+    record = read_json(out / "results.json")
+    assert record["accuracy"] is None and "accuracy at 0% deleted" not in stdout
+    assert "accuracy not measured" in stdout and "2 class folders for a model of 4" in stdout
+    assert record["data"]["labels"].startswith("none: 2 class folders for a model of 4")
+    assert record["data"]["images_per_class"] == {"class_0": 1, "class_1": 1}
+    assert "seeded subset (seed 3)" in stdout
+    assert set(record["orders"]) == {"morf", "lerf"}
+    assert record["run"]["parameters"]["pairs"] == [
+        pair_name(p) for p in evaluation_pairs("all", ["black", 0.5])
+    ]
+    assert record["run"]["parameters"]["attribution"] == "gradient_x_input"
+    assert "random/0.5" in record["auc"] and "inactive/0.5" in record["auc"]
+
+
+def test_evaluation_pairs():
+    assert evaluation_pairs("paper", ["black", "white"]) == list(PAPER_PAIRS)
+    assert evaluation_pairs("all", ["black", "white"]) == list(ALL_PAIRS + RANDOM_PAIRS)
+    assert evaluation_pairs("paper", ["white"]) == [p for p in PAPER_PAIRS if p[1] == "white"]
+    assert evaluation_pairs("paper", ["black", 0.5]) == [
+        *(p for p in PAPER_PAIRS if p[1] == "black"), *((m, 0.5) for m in METHODS)
+    ]
+
+
+def test_explain_shows_class_names(capsys, tmp_path, pictures):
+    path = str(tmp_path / "ten.keras")
+    small_conv_net(num_classes=10, seed=4).save(path)
+    image = pictures[1][0]
+    status, stdout, _ = _run(capsys, "explain", "--model", path, "--images", image,
+                             "--out", tmp_path / "o", "--data", "cifar10")
+    assert status == 0
+    predicted = int(np.load(tmp_path / "o" / "maps.npz")["predictions"][0])
+    assert f"{image}: predicted {data.class_names('cifar10')[predicted]} ({predicted})" in stdout
+    names = tmp_path / "names.txt"
+    names.write_text("\n".join(f"thing{i}" for i in range(10)))
+    status, stdout, _ = _run(capsys, "explain", "--model", path, "--images", image,
+                             "--out", tmp_path / "o", "--class-names", names)
+    assert status == 0 and f"predicted thing{predicted} ({predicted})" in stdout
+    names.write_text("a\nb\n")
+    status, _, err = _run(capsys, "explain", "--model", path, "--images", image,
+                          "--out", tmp_path / "o", "--class-names", names)
+    _assert_one_line_error(status, err, "holds 2 class names, but the model has 10 classes")
+
+
+def test_demo_default_out_is_git_ignored():
+    from tf_signsal.cli import DEMO_OUT, build_parser
+
+    assert build_parser().parse_args(["demo"]).out == DEMO_OUT
+    ignored = subprocess.run(["git", "check-ignore", "-q", os.path.join(DEMO_OUT, "report.html")],
+                             cwd=REPO)
+    assert ignored.returncode == 0

@@ -291,3 +291,180 @@ def test_image_folder_dataset_errors(tmp_path):
         data.image_folder_dataset(tmp_path, (8, 8, 3), batch_size=2.0)
     with pytest.raises(ValueError, match=f"cannot read images in {tmp_path}"):
         data.image_folder_dataset(tmp_path, (8, 8, 3))
+
+
+# ----------------------------------------------------------------------------- limits
+
+
+def _png_header(height, width):
+    """A PNG that declares height x width pixels (and holds none)."""
+    import struct
+    import zlib
+
+    def chunk(kind, payload):
+        body = kind + payload
+        return struct.pack(">I", len(payload)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+
+
+def test_limits_are_documented_constants():
+    assert data.MAX_IMAGE_BYTES == 50 * 2**20 and data.MAX_IMAGE_PIXELS == 40_000_000
+
+
+def test_pixels_are_counted_from_the_header_before_decoding(tmp_path):
+    huge = tmp_path / "huge.png"  # 8000 x 8000 declared: 768 MB as float32 RGB
+    huge.write_bytes(_png_header(8000, 8000))
+    assert data.image_file_problem(huge) == (
+        "8000x8000 pixels, more than MAX_IMAGE_PIXELS (40000000)"
+    )
+    with pytest.raises(ValueError, match=f"cannot read image {huge}: 8000x8000 pixels"):
+        data.read_images([str(huge)], (8, 8, 3))
+    with pytest.warns(data.SkippedImageWarning, match=f"skipped {huge}: 8000x8000"):
+        with pytest.raises(ValueError, match="all 1 were passed over"):
+            data.image_files([huge])
+
+
+def test_special_files_are_never_opened(tmp_path, rng):
+    fifo = tmp_path / "folder" / "pipe.jpg"
+    fifo.parent.mkdir()
+    os.mkfifo(fifo)  # opening it for reading would wait for a writer forever
+    good = str(tmp_path / "folder" / "good.png")
+    _write_png(good, rng.integers(0, 256, (4, 4, 3), dtype=np.uint8))
+    assert data.image_file_problem(fifo) == "not a regular file (a FIFO)"
+    assert data.image_file_problem("/dev/zero") == "not a regular file (a character device)"
+    with pytest.warns(data.SkippedImageWarning) as caught:
+        assert data.image_files([tmp_path / "folder", "/dev/zero"]) == [good]
+    assert [str(w.message) for w in caught] == [
+        f"skipped {fifo}: not a regular file (a FIFO)",
+        "skipped /dev/zero: not a regular file (a character device)",
+    ]
+    with pytest.raises(ValueError, match="not a regular file"):
+        data.read_images([str(fifo)], (4, 4, 3))
+
+
+def test_size_cap(tmp_path, rng, monkeypatch):
+    path = str(tmp_path / "a.png")
+    _write_png(path, rng.integers(0, 256, (16, 16, 3), dtype=np.uint8))
+    size = os.path.getsize(path)
+    monkeypatch.setattr(data, "MAX_IMAGE_BYTES", size - 1)
+    assert data.image_file_problem(path) == f"{size} bytes, more than MAX_IMAGE_BYTES ({size - 1})"
+    with pytest.raises(ValueError, match="bytes, more than MAX_IMAGE_BYTES"):
+        data.read_images([path], (16, 16, 3))
+    monkeypatch.setattr(data, "MAX_IMAGE_BYTES", size)
+    assert data.image_file_problem(path) is None and data.read_images([path], (16, 16, 3)).size
+
+
+# ----------------------------------------------------------------------------- evaluation data
+
+
+def test_balanced_subset():
+    groups = np.array([0] * 10 + [1] * 3 + [2] * 7)
+    chosen = data.balanced_subset(groups, 9, seed=0)
+    assert list(np.bincount(groups[chosen])) == [3, 3, 3]
+    assert list(chosen) == sorted(chosen) and len(set(chosen)) == 9
+    np.testing.assert_array_equal(chosen, data.balanced_subset(groups, 9, seed=0))
+    assert not np.array_equal(chosen, data.balanced_subset(groups, 9, seed=1))
+    # A small class gives all it has, the rest share what is left.
+    assert list(np.bincount(groups[data.balanced_subset(groups, 15, seed=0)])) == [6, 3, 6]
+    # A remainder goes one each to classes drawn with the seed.
+    counts = np.bincount(groups[data.balanced_subset(groups, 8, seed=0)])
+    assert sorted(counts) == [2, 3, 3]
+    np.testing.assert_array_equal(data.balanced_subset(groups, 50), np.arange(20))
+    with pytest.raises(ValueError, match="`limit` must be a positive integer"):
+        data.balanced_subset(groups, 0)
+
+
+def test_class_names_files(tmp_path):
+    path = tmp_path / "names.txt"
+    path.write_text(" cat \nship\n\n")
+    assert data.read_class_names(path) == ("cat", "ship")
+    with pytest.raises(ValueError, match="holds 2 class names, but the model has 10"):
+        data.read_class_names(path, num_classes=10)
+    path.write_text("cat\n\nship\n")
+    with pytest.raises(ValueError, match="line 2 is empty"):
+        data.read_class_names(path)
+    path.write_text("cat\ncat\n")
+    with pytest.raises(ValueError, match=r"repeats \['cat'\]"):
+        data.read_class_names(path)
+    with pytest.raises(FileNotFoundError, match="class names file not found"):
+        data.read_class_names(tmp_path / "absent.txt")
+    np.testing.assert_array_equal(
+        data.match_class_names(["cat", "ship"], CLASSES), [3, 8]
+    )
+    with pytest.raises(ValueError, match=r"class folders \['cats'\] are not among"):
+        data.match_class_names(["cats", "ship"], CLASSES)
+
+
+def _subset_tree(tmp_path, rng):
+    """A tree with only cat/ and ship/ (of the ten CIFAR-10 classes)."""
+    expected = write_image_tree(str(tmp_path / "all"), "test", (8, 8), rng, per_class=3)
+    for path in expected:
+        if os.path.basename(os.path.dirname(path)) not in ("cat", "ship"):
+            os.remove(path)
+            if not os.listdir(os.path.dirname(path)):
+                os.rmdir(os.path.dirname(path))
+    return tmp_path / "all" / "test", {p: v for p, v in expected.items() if os.path.exists(p)}
+
+
+def test_folder_files_and_files_dataset(tmp_path, rng):
+    folder, expected = _subset_tree(tmp_path, rng)
+    listing = data.folder_files(folder)
+    assert listing.paths == list(expected) and listing.classes == ("cat", "ship")
+    np.testing.assert_array_equal(listing.groups, [0, 0, 0, 1, 1, 1])
+    dataset = data.files_dataset(listing.paths, listing.groups, (8, 8, 3), batch_size=4)
+    assert int(dataset.cardinality()) == 2
+    images, labels = _collect(dataset)
+    want = np.stack([rgb for _, rgb in expected.values()]) / np.float32(255)
+    np.testing.assert_array_equal(images, want)
+    np.testing.assert_array_equal(labels, listing.groups)
+
+
+def test_evaluation_data_matches_a_subset_of_classes_by_name(tmp_path, rng):
+    folder, expected = _subset_tree(tmp_path, rng)
+    chosen = data.evaluation_data(str(folder), (8, 8, 3), 10, limit=4, seed=0,
+                                  class_names=CLASSES, batch_size=3)
+    assert chosen.labelled and chosen.num_images == 4
+    assert chosen.description == (
+        f"evaluating 4 images: 2 per class, seeded subset (seed 0) of {folder}"
+    )
+    assert chosen.record == {
+        "source": str(folder), "split": None, "limit": 4, "seed": 0,
+        "images_per_class": {"cat": 2, "ship": 2}, "labels": "class folders matched by name",
+    }
+    images, labels = _collect(chosen.dataset)
+    np.testing.assert_array_equal(labels, [3, 3, 8, 8])  # CIFAR-10's cat and ship
+    paths = list(expected)
+    want = [paths[i] for i in data.balanced_subset([0, 0, 0, 1, 1, 1], 4, seed=0)]
+    pixels = np.stack([expected[p][1] for p in want]) / np.float32(255)
+    np.testing.assert_array_equal(images, pixels)
+    # Without names the two folders cannot be the model's ten classes: no labels, and why.
+    unnamed = data.evaluation_data(str(folder), (8, 8, 3), 10)
+    assert not unnamed.labelled and unnamed.num_images == 6
+    assert unnamed.record["labels"].startswith("none: 2 class folders for a model of 10")
+    assert unnamed.description == f"evaluating 6 images: 3 per class of {folder}"
+    assert unnamed.dataset.element_spec.shape.as_list() == [None, 8, 8, 3]
+    # As many folders as classes: sorted order, as Keras reads them.
+    assert data.evaluation_data(str(folder), (8, 8, 3), 2).labelled
+
+
+def test_evaluation_data_of_a_local_dataset(tree):
+    root, expected = tree
+    chosen = data.evaluation_data("cifar10", (32, 32, 3), 10, data_dir=root, limit=10, seed=1)
+    assert chosen.record["images_per_class"] == dict.fromkeys(CLASSES, 1)
+    images, labels = _collect(chosen.dataset)
+    np.testing.assert_array_equal(labels, np.arange(10))
+    whole = _collect(data.load("cifar10", "test", data_dir=root))
+    picked = data.balanced_subset(whole[1], 10, seed=1)
+    np.testing.assert_array_equal(images, whole[0][picked])
+
+
+def test_evaluation_data_from_tfds_mock():
+    with tfds.testing.mock_data(num_examples=12):
+        chosen = data.evaluation_data("cifar10", (32, 32, 3), 10, limit=5, batch_size=2)
+        images, labels = _collect(chosen.dataset)
+        assert images.shape == (5, 32, 32, 3) and int(chosen.dataset.cardinality()) == 3
+        assert sum(chosen.record["images_per_class"].values()) == 5
+        assert labels.dtype == np.int64

@@ -8,6 +8,7 @@ import pytest
 
 from conftest import small_conv_net
 from tf_signsal import demo
+from tf_signsal._io import read_json
 from tf_signsal.datasets import POINTING_GROUPS, pointing_game, synthetic_signs
 from tf_signsal.evaluation import PAPER_PAIRS, AllegianceEvaluator, AllegianceResult
 
@@ -49,3 +50,23 @@ def test_summary_of_a_record():
     assert lines[3].split() == ["mask", *(f"{scores['mask'][g]:.3f}" for g in POINTING_GROUPS)]
     assert lines[5].startswith("  chance (shape area)  ") and lines[6] == ""
     assert "\n".join(lines[7:]) == AllegianceResult.from_dict(record["allegiance"]).summary()
+
+
+def test_out_that_is_a_file_is_refused_before_any_work(tmp_path):
+    out = tmp_path / "results"
+    out.write_text("keep")
+    with pytest.raises(FileExistsError, match="exists and is not a folder"):
+        demo.run_demo(out)
+    assert out.read_text() == "keep"
+
+
+def test_one_test_image_writes_valid_json(tmp_path):
+    """With one test image a pointing-game group has no image: None and a note, not NaN."""
+    record = demo.run_demo(tmp_path / "out", epochs=1, train_size=16, test_size=1,
+                           image_size=16, verbose=False)
+    saved = read_json(tmp_path / "out" / demo.RESULTS_FILE)  # refuses NaN
+    assert saved["notes"] == record["notes"] and len(saved["notes"]) == 1
+    empty = [g for g, v in saved["pointing_game"]["scores"]["positive"].items() if v is None]
+    assert len(empty) == 1 and empty[0] in saved["notes"][0]
+    assert "-" in demo.summary(saved).split("\n")[3].split()  # shown as "-"
+    assert "note: no test image of the" in demo.summary(saved)

@@ -1,40 +1,42 @@
 """The `tf-signsal` command line: demo | explain | evaluate | export.
 
 Bad usage exits with status 2 and argparse's message; a problem with the
-inputs (a missing file, a model that is not a classifier, an unreadable image)
-exits with status 1 and one line on stderr, with the traceback only under
-`--debug`.
+inputs (a missing file, a model that is not a classifier, an unreadable image,
+an --out that cannot be written) exits with status 1 and one line on stderr,
+with the traceback only under `--debug`. Every --out is checked before any work.
+
+The parser is built from `tf_signsal.vocabulary` alone, so `tf-signsal --help`
+answers without importing TensorFlow; each command imports what it uses. Unless
+`--debug` is given, TensorFlow's C++ log (start-up lines such as "I0000 ...
+cudart_stub.cc ...") is kept off the terminal.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import io
 import os
+import re
 import sys
+import tempfile
+import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime, timezone
 from typing import Any
 
-import keras
-import numpy as np
-import tensorflow as tf
-from matplotlib.figure import Figure
-
-from tf_signsal import _checks, data, datasets, plotting
-from tf_signsal._io import write_atomic
-from tf_signsal.evaluation import (
-    ALL_PAIRS,
-    PAPER_PAIRS,
-    RANDOM_PAIRS,
-    AllegianceEvaluator,
-    AllegianceResult,
-)
-from tf_signsal.gradients import JACOBIAN_MODES
-from tf_signsal.maps import METHODS, Explanation, SignedSaliency
+from tf_signsal._io import read_json, write_atomic, write_json
+from tf_signsal.vocabulary import ATTRIBUTIONS, DATASETS, FILLS, JACOBIAN_MODES, METHODS, ORDERS
 
 PROG = "tf-signsal"
 _ROWS_PER_GRID = 8
+_RIVAL_METHODS = ("active", "inactive")
+
+EXPLAIN_MANIFEST = ".tf-signsal-explain.json"
+"""The list of the files `explain` wrote in its --out (the only files it ever replaces)."""
+_EXPLAIN_OUTPUT = re.compile(r"maps(_\d{3,})?\.(png|npz)")
 
 
 class CommandError(Exception):
@@ -57,11 +59,116 @@ def _reading(*problems: type[BaseException]) -> Iterator[None]:
         raise CommandError(_one_line(error)) from error
 
 
-def _load_model(path: str) -> tuple[keras.Model, tuple[int | None, ...]]:
+@contextlib.contextmanager
+def _telling_skipped() -> Iterator[None]:
+    """Print one line on stderr per image file the reading passed over."""
+    from tf_signsal.data import SkippedImageWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SkippedImageWarning)
+        try:
+            yield
+        finally:
+            for warning in caught:
+                if issubclass(warning.category, SkippedImageWarning):
+                    print(f"{PROG}: {warning.message}", file=sys.stderr)
+                else:
+                    warnings.warn_explicit(
+                        warning.message, warning.category, warning.filename, warning.lineno
+                    )
+
+
+# TensorFlow's C++ log lines (absl format) and absl's notice that precedes them.
+_TF_LOG_LINE = re.compile(
+    r"(?:[IWEF]\d{4} [\d:.]+ +\d+ \S+:\d+\]|WARNING: All log messages before absl::)"
+)
+
+
+def _import_tensorflow(debug: bool) -> None:
+    """Import TensorFlow and Keras; unless `debug`, keep TensorFlow's C++ log quiet.
+
+    TF_CPP_MIN_LOG_LEVEL=3 silences the C++ log once TensorFlow runs (e.g. "E0000 ...
+    failed call to cuInit"); the lines printed while its libraries load, before absl's
+    log is set up ("I0000 ... port.cc ... oneDNN", "cudart_stub.cc"), obey no setting, so
+    the import runs with file descriptor 2 captured, and what it wrote is written back
+    less those lines.
+    """
+    if "tensorflow" in sys.modules:
+        return
+    if debug:
+        import keras  # noqa: F401
+        import tensorflow  # noqa: F401
+
+        return
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no file descriptor 2 to redirect
+        import keras  # noqa: F401
+        import tensorflow  # noqa: F401
+
+        return
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import keras  # noqa: F401
+            import tensorflow  # noqa: F401
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            text = captured.read().decode(errors="replace")
+            kept = [line for line in text.splitlines(True) if not _TF_LOG_LINE.match(line)]
+            if kept:
+                sys.stderr.write("".join(kept))
+                sys.stderr.flush()
+
+
+def _check_out(out: str, must_be_new: bool = False) -> None:
+    """Refuse, before any work, an --out that cannot become the output folder: an
+    existing file, a path under a file, a folder that cannot be written, or (with
+    `must_be_new`) anything that exists."""
+    path = os.path.abspath(out)
+    if os.path.lexists(path) and not os.path.isdir(path):
+        raise CommandError(f"--out {out} exists and is not a folder")
+    parent = path
+    while not os.path.exists(parent):
+        if os.path.lexists(parent):
+            raise CommandError(f"--out {out}: {parent} is a broken symbolic link")
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise CommandError(f"--out {out}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise CommandError(f"--out {out}: {parent} cannot be written")
+    if must_be_new and os.path.lexists(path):
+        raise CommandError(f"--out {out} already exists: give --overwrite to replace it")
+
+
+def _load_model(path: str) -> tuple[Any, tuple[int | None, ...], int]:
     """Load a Keras model file, check that it maps images to (batch, classes) scores, and
-    return it with its (H, W, channels) input shape."""
-    if not os.path.exists(path):
+    return it with its (H, W, channels) input shape and number of classes."""
+    import zipfile
+
+    import keras
+
+    from tf_signsal import _checks
+
+    if not os.path.lexists(path) or (os.path.islink(path) and not os.path.exists(path)):
         raise CommandError(f"model file not found: {path}")
+    if not os.path.isfile(path):
+        raise CommandError(f"cannot load the model {path}: not a regular file")
+    reason = None
+    if path.endswith(".keras") and not zipfile.is_zipfile(path):
+        reason = "not a .keras file (a .keras file is a zip archive; this one is not)"
+    elif path.endswith((".h5", ".hdf5")):
+        with open(path, "rb") as file:
+            if file.read(8) != b"\x89HDF\r\n\x1a\n":
+                reason = "not an HDF5 file (no HDF5 signature)"
+    if reason is not None:
+        raise CommandError(f"cannot load the model {path}: {reason}")
     try:
         model = keras.saving.load_model(path, compile=False)
     except Exception as error:  # Keras raises many types for unreadable or foreign files
@@ -80,21 +187,41 @@ def _load_model(path: str) -> tuple[keras.Model, tuple[int | None, ...]]:
         raise CommandError(
             f"{path} is not a classifier: its output must be (batch, classes), it is {shapes}"
         )
-    return model, shape
+    return model, shape, int(outputs[0].shape[-1])
 
 
-def _curves_figure(result: AllegianceResult, title: str) -> Figure:
-    figure = Figure(figsize=(6.5, 4.5))
-    plotting.plot_allegiance(result, figure.subplots(), title=title)
-    figure.tight_layout()
-    return figure
+def _class_names(args: argparse.Namespace, num_classes: int) -> tuple[str, ...] | None:
+    """The model's class names from --class-names FILE or a dataset's names, or None."""
+    from tf_signsal import data
+
+    if args.class_names is not None:
+        with _reading():
+            return data.read_class_names(args.class_names, num_classes)
+    dataset = getattr(args, "names_of", None)
+    if dataset is not None:
+        names = data.class_names(dataset)
+        if len(names) != num_classes:
+            raise CommandError(
+                f"{dataset} has {len(names)} classes, but the model has {num_classes}"
+            )
+        return names
+    return None
 
 
-# ----------------------------------------------------------------------------- commands
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(2**20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# ----------------------------------------------------------------------------- demo
 
 
 def _run_demo(args: argparse.Namespace) -> None:
-    from tf_signsal import demo  # the demo's own dependencies: models, training, callbacks
+    _check_out(args.out)
+    from tf_signsal import datasets, demo  # the demo's own dependencies
 
     print(
         f"{PROG} demo: {len(datasets.SYNTHETIC_CLASS_NAMES)} classes of bright or dark shapes, "
@@ -112,10 +239,67 @@ def _run_demo(args: argparse.Namespace) -> None:
     print(f"done in {record['seconds']['total']:.0f} s")
 
 
+# ----------------------------------------------------------------------------- explain
+
+
+def _explain_outputs(count: int) -> list[str]:
+    """The names explain writes for `count` images: maps.npz and a grid per eight."""
+    grids = (count + _ROWS_PER_GRID - 1) // _ROWS_PER_GRID
+    return ["maps.npz", *(f"maps_{i:03d}.png" for i in range(grids))]
+
+
+def _earlier_outputs(out: str) -> list[str]:
+    """The files an earlier explain wrote in `out` (its manifest), that still are files."""
+    path = os.path.join(out, EXPLAIN_MANIFEST)
+    if not os.path.lexists(path):
+        return []
+    try:
+        record = read_json(path)
+        names = record["files"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise CommandError(f"cannot read {path} (explain's list of its files): "
+                           f"{_one_line(error)}") from error
+    return [
+        name for name in names if isinstance(name, str) and _EXPLAIN_OUTPUT.fullmatch(name)
+        and os.path.isfile(os.path.join(out, name))
+        and not os.path.islink(os.path.join(out, name))
+    ]
+
+
+def _check_explain_out(out: str, names: Sequence[str]) -> list[str]:
+    """Refuse an --out holding a file of `names` that no earlier explain wrote; return the
+    earlier explain's files."""
+    earlier = _earlier_outputs(out)
+    foreign = [
+        name for name in names
+        if os.path.lexists(os.path.join(out, name)) and name not in earlier
+    ]
+    if foreign:
+        raise CommandError(
+            f"--out {out} holds {', '.join(foreign)}, which explain did not write there "
+            f"(they are not in {EXPLAIN_MANIFEST}): choose another --out, or move them"
+        )
+    return earlier
+
+
 def _run_explain(args: argparse.Namespace) -> None:
-    model, shape = _load_model(args.model)
-    with _reading():
+    _check_out(args.out)
+    from tf_signsal import data
+
+    with _reading(), _telling_skipped():
         files = data.image_files(args.images)
+    names = _explain_outputs(len(files))
+    earlier = _check_explain_out(args.out, names)
+    model, shape, num_classes = _load_model(args.model)
+    class_names = _class_names(args, num_classes)
+    methods = args.methods
+    if methods is None:
+        methods = list(METHODS)
+        if num_classes < 2:
+            methods = [m for m in METHODS if m not in _RIVAL_METHODS]
+            print(f"the model has a single output: {', '.join(_RIVAL_METHODS)} maps need other "
+                  "classes to compare with, so only these are computed")
+    with _reading():
         images = data.read_images(files, shape)
     targets = None
     if args.targets is not None:
@@ -124,21 +308,46 @@ def _run_explain(args: argparse.Namespace) -> None:
                 f"--targets takes one class for all images or one per image ({len(files)}), "
                 f"received {len(args.targets)}"
             )
-        targets = np.resize(np.asarray(args.targets, np.int32), len(files))
-    explanation = SignedSaliency(model).explain_checked(
-        images, targets, args.methods, batch_size=args.batch_size
+        targets = [args.targets[i % len(args.targets)] for i in range(len(files))]
+    from tf_signsal.maps import SignedSaliency
+
+    explanation = SignedSaliency(model, attribution=args.attribution).explain_checked(
+        images, targets, methods, batch_size=args.batch_size
     )
     os.makedirs(args.out, exist_ok=True)
-    written = _write_explanation(args.out, files, images, explanation, targets is not None)
-    print(f"explained {len(files)} images ({', '.join(args.methods)}):")
-    print("\n".join(f"  {path}" for path in written))
+    manifest = os.path.join(args.out, EXPLAIN_MANIFEST)
+    # The list first holds both runs' files, so that a run stopped half-way leaves no
+    # file of its own unlisted; the earlier run's files not rewritten go last.
+    write_json(manifest, {"command": "explain", "files": sorted({*earlier, *names})})
+    written, predictions = _write_explanation(
+        args.out, files, images, explanation, targets is not None, class_names
+    )
+    for name in sorted(set(earlier) - set(names)):
+        os.remove(os.path.join(args.out, name))
+    write_json(manifest, {"command": "explain", "files": names})
+    print(f"explained {len(files)} images ({', '.join(methods)}):")
+    for file, (index, name) in zip(files, predictions):
+        print(f"  {file}: predicted {name} ({index})" if name else f"  {file}: predicted {index}")
+    print("wrote:\n" + "\n".join(f"  {path}" for path in written))
+    stale = sorted(set(earlier) - set(names))
+    if stale:
+        print(f"removed the earlier explain's {', '.join(stale)}")
 
 
 def _write_explanation(
-    out: str, files: Sequence[str], images: np.ndarray, explanation: Explanation, chosen: bool
-) -> list[str]:
-    """maps.npz and a PNG grid per eight images in `out`; return the paths written.
-    `chosen`: the targets were given (the grid titles name them)."""
+    out: str,
+    files: Sequence[str],
+    images: Any,
+    explanation: Any,
+    chosen: bool,
+    class_names: Sequence[str] | None,
+) -> tuple[list[str], list[tuple[int, str]]]:
+    """maps.npz and a PNG grid per eight images in `out`; return the paths written and
+    each image's prediction (index, name or ""). `chosen`: the targets were given."""
+    import numpy as np
+
+    from tf_signsal import plotting
+
     maps = {m: v.numpy() for m, v in explanation.maps.items()}
     logits = explanation.logits.numpy()
     predictions = np.argmax(logits, axis=1)
@@ -150,10 +359,16 @@ def _write_explanation(
     )
     written = [os.path.join(out, "maps.npz")]
     write_atomic(written[0], buffer.getvalue())
+
+    def label(index: int) -> str:
+        return plotting.class_label(index, class_names) + (
+            f" ({index})" if class_names is not None else ""
+        )
+
     for start in range(0, len(files), _ROWS_PER_GRID):
         rows = slice(start, start + _ROWS_PER_GRID)
         titles = [
-            f"{os.path.basename(f)}\npred {p}" + (f", map of {t}" if chosen else "")
+            f"{os.path.basename(f)}\npred {label(p)}" + (f", map of {label(t)}" if chosen else "")
             for f, p, t in zip(files[rows], predictions[rows], targets[rows])
         ]
         figure = plotting.plot_maps_grid(
@@ -161,58 +376,117 @@ def _write_explanation(
         )
         written.append(os.path.join(out, f"maps_{start // _ROWS_PER_GRID:03d}.png"))
         plotting.save_figure(figure, written[-1])
-    return written
+    named = [
+        (int(p), class_names[p] if class_names is not None and p < len(class_names) else "")
+        for p in predictions
+    ]
+    return written, named
 
 
-def _evaluation_data(args: argparse.Namespace, shape: tuple[int | None, ...]) -> tf.data.Dataset:
-    height, width, _ = shape
-    if args.data in data.NAMES:
-        size = None if height is None or width is None else (height, width)
-        with _reading(RuntimeError):  # RuntimeError: no download possible; it says what to do
-            dataset = data.load(
-                args.data, args.split or "test", data_dir=args.data_dir,
-                batch_size=args.batch_size, image_size=size,
-            )
-    else:
+# ----------------------------------------------------------------------------- evaluate
+
+
+def evaluation_pairs(kind: str, fills: Sequence[Any]) -> list[tuple[str, Any]]:
+    """The (method, fill) pairs of `evaluate --pairs kind --fills ...`.
+
+    "paper": the paper's six pairs of black and white (those of the fills given), then the
+    five maps with each other fill. "all": the five maps and the random control with every
+    fill.
+    """
+    from tf_signsal.evaluation import PAPER_PAIRS, RANDOM_METHOD
+
+    fills = list(dict.fromkeys(fills))
+    if kind == "paper":
+        paper_fills = {fill for _, fill in PAPER_PAIRS}
+        return [pair for pair in PAPER_PAIRS if pair[1] in fills] + [
+            (method, fill) for fill in fills if fill not in paper_fills for method in METHODS
+        ]
+    return [(m, f) for f in fills for m in METHODS] + [(RANDOM_METHOD, f) for f in fills]
+
+
+def _run_evaluate(args: argparse.Namespace) -> None:
+    _check_out(args.out)
+    if args.data not in DATASETS:
         folder = args.data if args.split is None else os.path.join(args.data, args.split)
         if not os.path.isdir(folder):
             raise CommandError(
                 f"--data must be cifar10, imagenette or an image folder; {folder} is not a folder"
             )
-        if height is None or width is None:
-            raise CommandError("the model's input size is not fixed: images cannot be resized")
+    import tensorflow as tf
+
+    from tf_signsal import data, plotting, report
+    from tf_signsal.evaluation import AllegianceEvaluator, pair_name
+
+    model, shape, num_classes = _load_model(args.model)
+    class_names = None
+    if args.class_names is not None:
         with _reading():
-            dataset = data.image_folder_dataset(folder, shape, args.batch_size)
-    if args.limit is not None:
-        dataset = dataset.unbatch().take(args.limit).batch(args.batch_size)
-    return dataset
-
-
-def _run_evaluate(args: argparse.Namespace) -> None:
-    model, shape = _load_model(args.model)
-    dataset = _evaluation_data(args, shape)
-    pairs = PAPER_PAIRS if args.pairs == "paper" else ALL_PAIRS + RANDOM_PAIRS
-    evaluator = AllegianceEvaluator(model, pairs=pairs, batch_size=args.batch_size)
+            class_names = data.read_class_names(args.class_names, num_classes)
+    pairs = evaluation_pairs(args.pairs, args.fills)
+    with _reading():
+        evaluator = AllegianceEvaluator(
+            model, pairs=pairs, batch_size=args.batch_size, orders=args.orders,
+            attribution=args.attribution, seed=args.seed,
+        )
+    with _reading(RuntimeError), _telling_skipped():  # RuntimeError: tfds cannot download
+        chosen = data.evaluation_data(
+            args.data, shape, num_classes, split=args.split, data_dir=args.data_dir,
+            limit=args.limit, seed=args.seed, class_names=class_names,
+            batch_size=args.batch_size,
+        )
+    print(chosen.description)
+    started = time.perf_counter()
     try:
-        result = evaluator.evaluate(dataset, verbose=1)
+        result = evaluator.evaluate(chosen.dataset, verbose=1)
     except tf.errors.OpError as error:  # an unreadable image file met while reading
         raise CommandError(f"cannot read the data {args.data}: {_one_line(error)}") from error
-    print()  # ends the progress bar's line (a dataset's length is not known in advance)
+    seconds = time.perf_counter() - started
+    print()  # ends the progress bar's line
     os.makedirs(args.out, exist_ok=True)
     json_path = os.path.join(args.out, "results.json")
     curves_path = os.path.join(args.out, "curves.png")
-    result.save_json(json_path)
+    record = result.to_dict()
+    record["data"] = chosen.record
+    record["run"] = {
+        "command": "evaluate",
+        "model": {"path": os.path.abspath(args.model), "sha256": _sha256(args.model)},
+        "parameters": {
+            "pairs": [pair_name(pair) for pair in evaluator.pairs],
+            "fractions": list(evaluator.fractions), "batch_size": args.batch_size,
+            "orders": list(evaluator.orders), "attribution": args.attribution,
+            "seed": args.seed,
+        },
+        "num_classes": num_classes,
+        "versions": report.versions(),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "seconds": seconds,
+    }
+    write_json(json_path, record)
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(6.5, 4.5))
     name = os.path.basename(os.path.normpath(args.data))
-    plotting.save_figure(_curves_figure(result, f"{name}, {result.n_images} images"), curves_path)
+    plotting.plot_allegiance(result, figure.subplots(), title=f"{name}, {result.n_images} images")
+    figure.tight_layout()
+    plotting.save_figure(figure, curves_path)
     print(result.summary())
+    if not chosen.labelled:
+        print(f"accuracy not measured: the images have no labels ({chosen.record['labels']})")
     print(f"\nwrote {json_path}\n      {curves_path}")
 
 
+# ----------------------------------------------------------------------------- export
+
+
 def _run_export(args: argparse.Namespace) -> None:
+    _check_out(args.out, must_be_new=not args.overwrite)
     from tf_signsal import serving
 
-    model, _ = _load_model(args.model)
-    path = serving.export(model, args.out, jacobian=args.jacobian, overwrite=args.overwrite)
+    model, _, _ = _load_model(args.model)
+    path = serving.export(
+        model, args.out, jacobian=args.jacobian, overwrite=args.overwrite,
+        protect=(args.model,), attribution=args.attribution,
+    )
     print(f"SavedModel with signatures serving_default and explain: {path}")
     print(f"inspect it with: saved_model_cli show --all --dir {path}")
 
@@ -220,33 +494,52 @@ def _run_export(args: argparse.Namespace) -> None:
 # ----------------------------------------------------------------------------- parser
 
 
-def _argument_type(check: Callable[[str, Any], int], expected: str) -> Callable[[str], int]:
-    """An argparse `type=`: an integer, checked by `check` (a `_checks` function)."""
+def _integer_type(minimum: int, expected: str) -> Callable[[str], int]:
+    """An argparse `type=`: an integer >= `minimum` (parsed here, without TensorFlow:
+    `_checks` imports it, and `--help` must not)."""
 
     def parse(text: str) -> int:
         try:
-            return check("value", int(text))
-        except (TypeError, ValueError):
-            raise argparse.ArgumentTypeError(f"must be {expected}, received {text!r}") from None
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f"must be {expected}, received {text!r}")
+        return value
 
     return parse
 
 
-_positive_int = _argument_type(_checks.positive_int, "a positive integer")
-_non_negative_int = _argument_type(_checks.non_negative_int, "a non-negative integer")
+_positive_int = _integer_type(1, "a positive integer")
+_non_negative_int = _integer_type(0, "a non-negative integer")
 
+
+def _fill(text: str) -> str | float:
+    """An argparse `type=`: a named fill or a number."""
+    if text in FILLS:
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be one of {', '.join(FILLS)} or a number, received {text!r}"
+        ) from None
+
+
+DEMO_OUT = os.path.join("runs", "signsal-demo")
+"""The demo's default --out (runs/ is git-ignored)."""
 
 _EXAMPLES = {
-    "demo": f"example:\n  {PROG} demo --out signsal-demo\n  {PROG} demo --epochs 3 --seed 1",
+    "demo": f"example:\n  {PROG} demo\n  {PROG} demo --epochs 3 --seed 1 --out runs/demo-seed1",
     "explain": (
-        f"example:\n  {PROG} explain --model model.keras --images cat.png photos/ --out maps\n"
-        f"  {PROG} explain --model model.keras --images photos/ --out maps "
-        "--methods positive negative --targets 3"
+        f"example:\n  {PROG} explain --model model.keras --images cat.png photos/ --out runs/maps\n"
+        f"  {PROG} explain --model model.keras --images photos/ --out runs/maps "
+        "--methods positive negative --targets 3 --data cifar10"
     ),
     "evaluate": (
         f"example:\n  {PROG} evaluate --model model.keras --data cifar10 --data-dir ../shared/data"
-        f" --limit 1000 --out eval\n  {PROG} evaluate --model model.keras --data photos/ "
-        "--pairs all --out eval"
+        f" --limit 1000 --out runs/eval\n  {PROG} evaluate --model model.keras --data photos/ "
+        "--class-names classes.txt --pairs all --orders morf lerf --out runs/eval"
     ),
     "export": (
         f"example:\n  {PROG} export --model model.keras --out models/signsal/1\n"
@@ -257,21 +550,24 @@ _EXAMPLES = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of `tf-signsal` and its four commands."""
+    """The argument parser of `tf-signsal` and its four commands (no TensorFlow needed)."""
     common = argparse.ArgumentParser(add_help=False)
     # SUPPRESS: a subcommand must not overwrite a --debug given before it.
     common.add_argument(
         "--debug", action="store_true", default=argparse.SUPPRESS,
-        help="show the full traceback of an error",
+        help="show the full traceback of an error, and TensorFlow's log",
     )
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Sign-aware saliency maps (positive, negative, active, inactive) and the "
         "black/white deletion benchmark for Keras classifiers.",
-        epilog=f"example:\n  {PROG} demo --out signsal-demo\n  {PROG} explain --help",
+        epilog=f"example:\n  {PROG} demo\n  {PROG} explain --help",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+    parser.add_argument(
+        "--debug", action="store_true",
+        help="show the full traceback of an error, and TensorFlow's log",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
@@ -280,12 +576,18 @@ def build_parser() -> argparse.ArgumentParser:
             epilog=_EXAMPLES[name], formatter_class=argparse.RawDescriptionHelpFormatter,
         )
 
+    def attribution(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--attribution", choices=ATTRIBUTIONS, default="gradient",
+            help="what the maps are channel reductions of (default: %(default)s, the paper)",
+        )
+
     demo = command(
         "demo",
         "Train the paper's CNN on built-in synthetic signs, explain it, run the deletion "
         "benchmark and the pointing game, and write an HTML report.",
     )
-    demo.add_argument("--out", default="signsal-demo", help="output folder (default: %(default)s)")
+    demo.add_argument("--out", default=DEMO_OUT, help="output folder (default: %(default)s)")
     demo.add_argument("--epochs", type=_positive_int, default=6, help="default: %(default)s")
     demo.add_argument("--seed", type=_non_negative_int, default=0, help="default: %(default)s")
     demo.add_argument(
@@ -305,17 +607,36 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument(
         "--images", required=True, nargs="+", metavar="PATH",
         help="image files or folders (searched recursively); resized to the model's input "
-        "size and scaled to [0, 1]",
+        "size and scaled to [0, 1]. Only regular files of at most 50 MiB and 40 megapixels "
+        "are read; others are skipped, with a line on stderr",
     )
-    explain.add_argument("--out", required=True, help="output folder")
     explain.add_argument(
-        "--methods", nargs="+", choices=METHODS, default=list(METHODS), metavar="METHOD",
-        help=f"maps to compute, of {', '.join(METHODS)} (default: all)",
+        "--out", required=True,
+        help="output folder. explain writes maps.npz, maps_NNN.png (one grid per 8 images) "
+        f"and {EXPLAIN_MANIFEST} (the list of what it wrote) there; run again, it replaces "
+        "the files it listed and removes the grids the new run does not rewrite. It never "
+        "replaces or removes a file it did not write: an --out holding such a maps.npz or "
+        "maps_NNN.png is refused",
+    )
+    explain.add_argument(
+        "--methods", nargs="+", choices=METHODS, default=None, metavar="METHOD",
+        help=f"maps to compute, of {', '.join(METHODS)} (default: all; standard, positive "
+        "and negative for a model with a single output)",
     )
     explain.add_argument(
         "--targets", nargs="+", type=_non_negative_int, metavar="CLASS",
         help="class to explain: one for every image or one per image (default: the predicted)",
     )
+    names = explain.add_mutually_exclusive_group()
+    names.add_argument(
+        "--class-names", metavar="FILE",
+        help="the model's class names, one per line in class order (shown in the figures)",
+    )
+    names.add_argument(
+        "--data", dest="names_of", choices=DATASETS,
+        help="the model is of this dataset: show its class names",
+    )
+    attribution(explain)
     explain.add_argument("--batch-size", type=_positive_int, default=32, help="default: 32")
     explain.set_defaults(func=_run_explain)
 
@@ -326,7 +647,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--data", required=True, metavar="DIR|cifar10|imagenette",
         help="cifar10 or imagenette (tf_signsal.data.load), or a folder of images, one "
-        "subfolder per class",
+        "subfolder per class (or the images directly in it)",
     )
     evaluate.add_argument(
         "--split", help="train or test for cifar10/imagenette (default: test); for a folder, "
@@ -335,12 +656,37 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--data-dir", help="local copy of cifar10/imagenette (e.g. ../shared/data)"
     )
-    evaluate.add_argument("--limit", type=_positive_int, help="evaluate the first N images only")
+    evaluate.add_argument(
+        "--class-names", metavar="FILE",
+        help="the model's class names, one per line in class order: a folder's class "
+        "subfolders are matched to them by name (a folder may hold some classes only). "
+        "Without names, a folder's subfolders are the model's classes in sorted order when "
+        "there are as many, and otherwise accuracy is not measured",
+    )
+    evaluate.add_argument(
+        "--limit", type=_positive_int,
+        help="evaluate N images: a class-balanced subset drawn with --seed",
+    )
+    evaluate.add_argument(
+        "--seed", type=_non_negative_int, default=0,
+        help="seed of the --limit subset and of the random control (default: %(default)s)",
+    )
     evaluate.add_argument("--out", required=True, help="output folder")
     evaluate.add_argument(
         "--pairs", choices=("paper", "all"), default="paper",
-        help="paper: the paper's six (method, fill) pairs; all: all ten and a random control",
+        help="paper: the paper's six (method, fill) pairs of black and white, and the five "
+        "maps with any other fill; all: every map and a random control with every fill",
     )
+    evaluate.add_argument(
+        "--fills", nargs="+", type=_fill, default=["black", "white"], metavar="FILL",
+        help=f"deletion fills: {', '.join(FILLS)} or numbers (default: black white)",
+    )
+    evaluate.add_argument(
+        "--orders", nargs="+", choices=ORDERS, default=["morf"], metavar="ORDER",
+        help=f"deletion orders, of {', '.join(ORDERS)}; morf (the paper's) is required "
+        "(default: morf)",
+    )
+    attribution(evaluate)
     evaluate.add_argument("--batch-size", type=_positive_int, default=128, help="default: 128")
     evaluate.set_defaults(func=_run_evaluate)
 
@@ -354,12 +700,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="all-class gradients in the graph: batch_jacobian for a GPU server, loop for a "
         "CPU one (default: auto, for this machine)",
     )
-    export.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    attribution(export)
+    export.add_argument(
+        "--overwrite", action="store_true",
+        help="replace an existing --out that is a SavedModel or an empty folder (never a "
+        "folder of other files, the current folder or one above it)",
+    )
     export.set_defaults(func=_run_export)
     return parser
 
 
-_REPORTED = (CommandError, ValueError, TypeError, OSError, RuntimeError, tf.errors.OpError)
+_REPORTED = (CommandError, ValueError, TypeError, OSError, RuntimeError)
+
+
+def _reported(error: BaseException) -> bool:
+    """Whether `error` is a problem with the inputs (one line) rather than a bug."""
+    if isinstance(error, _REPORTED):
+        return True
+    tensorflow = sys.modules.get("tensorflow")
+    return tensorflow is not None and isinstance(error, tensorflow.errors.OpError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -372,9 +731,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = build_parser().parse_args(argv)
     try:
+        _import_tensorflow(args.debug)
         args.func(args)
-    except _REPORTED as error:
-        if args.debug:
+    except Exception as error:
+        if args.debug or not _reported(error):
             raise
         print(f"{PROG}: error: {_one_line(error)}", file=sys.stderr)
         return 1

@@ -11,14 +11,14 @@ Example:
 ```python
 from tf_signsal import demo
 
-record = demo.run_demo("signsal-demo", epochs=3)
+record = demo.run_demo("runs/signsal-demo", epochs=3)
 print(demo.summary(record))
 ```
 """
 
 from __future__ import annotations
 
-import json
+import math
 import os
 import time
 from typing import Any, NamedTuple
@@ -29,11 +29,11 @@ import tensorflow as tf
 from matplotlib.figure import Figure
 
 from tf_signsal import _checks, datasets, models, plotting, training
-from tf_signsal._io import write_atomic
+from tf_signsal._io import write_json
 from tf_signsal.callbacks import SaliencyMapsCallback
 from tf_signsal.evaluation import PAPER_PAIRS, RANDOM_PAIRS, AllegianceEvaluator, AllegianceResult
 from tf_signsal.maps import METHODS, SignedSaliency
-from tf_signsal.report import HtmlReport
+from tf_signsal.report import HtmlReport, versions
 
 TOP_FRACTION = 0.05
 """The share of each map's pixels the pointing game takes."""
@@ -42,6 +42,18 @@ RESULTS_FILE = "results.json"
 REPORT_FILE = "report.html"
 MAPS_DIR = "maps_over_training"
 """What `run_demo` writes in its folder, beside the figures, history.json and model.keras."""
+
+MAP_DEFINITIONS: tuple[tuple[str, str], ...] = (
+    ("standard", "max over channels of |g|: every pixel whose change moves the score"),
+    ("positive", "max over channels of relu(g): pixels whose brightening raises the score"),
+    ("negative", "max over channels of relu(-g): pixels whose darkening raises the score"),
+    ("active", "|g| where g exceeds every other class's gradient: pixels that favour the "
+     "class over all others"),
+    ("inactive", "|g| where g is below every other class's gradient: pixels that favour "
+     "the class when darkened"),
+)
+"""The five maps, g being the input gradient of the explained class's score (the report's
+table)."""
 
 
 class _Data(NamedTuple):
@@ -68,9 +80,10 @@ def run_demo(
     """Train, explain and evaluate the paper's CNN on synthetic signs; write a report.
 
     Writes in `out`: `results.json` (the returned record), `report.html`, the figures
-    `maps_grid.png`, `curves.png`, `maps_over_training_{positive,negative}.png`, the
-    trained `model.keras`, `history.json` and the maps of the probe images after each
-    epoch in `maps_over_training/`.
+    `maps_grid.png`, `history.png` (loss and accuracy per epoch), `curves.png`,
+    `maps_over_training_{positive,negative}.png`, the trained `model.keras`,
+    `history.json` and the maps of the probe images after each epoch in
+    `maps_over_training/`.
 
     Args:
         out: the output folder (created if needed).
@@ -87,10 +100,14 @@ def run_demo(
         The record written to `results.json`: "command", "config" (the arguments above
         but `out` and `verbose`), "class_names", "test_accuracy", "history",
         "pointing_game" ({"top_fraction", "scores": map -> group -> score}),
-        "allegiance" (`AllegianceResult.to_dict()`) and "seconds".
+        "allegiance" (`AllegianceResult.to_dict()`), "notes" (e.g. a pointing-game group
+        with no test image, whose scores are None), "versions" and "seconds".
+
+    Raises:
+        FileExistsError: `out` exists and is not a folder (before any work).
 
     Example:
-        >>> record = run_demo("signsal-demo", epochs=1, train_size=200, test_size=32)
+        >>> record = run_demo("runs/signsal-demo", epochs=1, train_size=200, test_size=32)
         >>> record["pointing_game"]["scores"]["positive"]["bright classes"]
     """
     config = {
@@ -101,8 +118,10 @@ def run_demo(
         "image_size": _checks.integer("image_size", image_size, minimum=8),
         "batch_size": _checks.positive_int("batch_size", batch_size),
     }
-    started = time.perf_counter()
     out = os.path.abspath(os.fspath(out))
+    if os.path.lexists(out) and not os.path.isdir(out):
+        raise FileExistsError(f"`out` {out} exists and is not a folder")
+    started = time.perf_counter()
     os.makedirs(out, exist_ok=True)
     data = _synthetic_data(train_size, test_size, image_size, seed)
     model, history = _train(data, out, epochs, seed, batch_size, verbose)
@@ -111,8 +130,9 @@ def run_demo(
     pointing = datasets.pointing_game(
         maps, data.masks, data.y_test, seed=seed, top_fraction=TOP_FRACTION
     )
+    pointing, notes = _without_nan(pointing)
     result = _allegiance(model, data, verbose)
-    pngs = _save_figures(_figures(data, maps, predictions, result, out), out)
+    pngs = _save_figures(_figures(data, maps, predictions, result, history, out), out)
     record = {
         "command": "demo",
         "config": config,
@@ -121,9 +141,11 @@ def run_demo(
         "history": history,
         "pointing_game": {"top_fraction": TOP_FRACTION, "scores": pointing},
         "allegiance": result.to_dict(),
+        "notes": notes,
+        "versions": versions(),
         "seconds": {"training": trained - started, "total": time.perf_counter() - started},
     }
-    write_atomic(os.path.join(out, RESULTS_FILE), (json.dumps(record, indent=1) + "\n").encode())
+    write_json(os.path.join(out, RESULTS_FILE), record)
     _report(record, pngs).save(os.path.join(out, REPORT_FILE))
     return record
 
@@ -149,9 +171,29 @@ def summary(record: dict[str, Any]) -> str:
         f"  {'map':<{width}}  " + "  ".join(f"{group:>14}" for group in groups),
     ]
     for name, *values in rows:
-        lines.append(f"  {name:<{width}}  " + "  ".join(f"{v:>14.3f}" for v in values))
+        lines.append(f"  {name:<{width}}  " + "  ".join(f"{_number(v):>14}" for v in values))
+    lines += [f"  note: {note}" for note in record.get("notes", [])]
     allegiance = AllegianceResult.from_dict(record["allegiance"])
     return "\n".join(lines) + "\n\n" + allegiance.summary()
+
+
+def _number(value: float | None) -> str:
+    """A score with three decimals, or "-" for None (no image to score)."""
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _without_nan(
+    scores: dict[str, dict[str, float]],
+) -> tuple[dict[str, dict[str, float | None]], list[str]]:
+    """The pointing scores with None for a group that has no image (NaN is not JSON),
+    and a note naming each such group."""
+    empty = sorted({g for row in scores.values() for g, v in row.items() if math.isnan(v)})
+    cleaned = {
+        name: {g: None if math.isnan(v) else v for g, v in row.items()}
+        for name, row in scores.items()
+    }
+    notes = [f"no test image of the {group}: its pointing scores are None" for group in empty]
+    return cleaned, notes
 
 
 # ----------------------------------------------------------------------------- the steps
@@ -207,14 +249,20 @@ def _figures(
     maps: dict[str, np.ndarray],
     predictions: np.ndarray,
     result: AllegianceResult,
+    history: dict[str, list[float]],
     out: str,
 ) -> dict[str, Figure]:
-    """File name -> figure: the maps grid, the curves and the maps over training."""
+    """File name -> figure: the maps grid, the training history, the curves and the maps
+    over training."""
     curves = Figure(figsize=(6.5, 4.5))
     title = f"Allegiance, {len(data.x_test)} synthetic test images"
     plotting.plot_allegiance(result, curves.subplots(), title=title)
     curves.tight_layout()
-    figures = {"maps_grid.png": _maps_grid(data, maps, predictions), "curves.png": curves}
+    figures = {
+        "maps_grid.png": _maps_grid(data, maps, predictions),
+        "history.png": _history_figure(history),
+        "curves.png": curves,
+    }
     # The first probe image is of a bright class and the second of a dark one.
     for index, method in ((0, "positive"), (1, "negative")):
         if index < len(data.probe):
@@ -222,6 +270,23 @@ def _figures(
                 os.path.join(out, MAPS_DIR), index, method
             )
     return figures
+
+
+def _history_figure(history: dict[str, list[float]]) -> Figure:
+    """Loss and accuracy per epoch, training and test."""
+    figure = Figure(figsize=(8, 3.2))
+    for axis, metric in zip(figure.subplots(1, 2), ("loss", "accuracy")):
+        for key, label in ((metric, "training"), (f"val_{metric}", "test")):
+            if key in history:
+                values = history[key]
+                axis.plot(range(1, len(values) + 1), values, marker="o", label=label)
+        axis.set_xlabel("epoch")
+        axis.set_title(metric)
+        axis.grid(alpha=0.3)
+        if axis.get_legend_handles_labels()[0]:
+            axis.legend()
+    figure.tight_layout()
+    return figure
 
 
 def _maps_grid(data: _Data, maps: dict[str, np.ndarray], predictions: np.ndarray) -> Figure:
@@ -271,12 +336,20 @@ def _report(record: dict[str, Any], pngs: dict[str, bytes]) -> HtmlReport:
         "shape should appear in the positive map (pixels to brighten), a dark class's in the "
         "negative map (pixels to darken)."
     )
+    page.heading("The five maps")
+    page.table(["map", "definition (g: the input gradient of the explained class's score)"],
+               [list(row) for row in MAP_DEFINITIONS])
+    page.paragraph("Each map is then scaled to [0, 1] per image.", note=True)
+    page.heading("Training")
+    page.figure(pngs["history.png"], "loss and accuracy after each epoch")
     page.heading("Maps of one test image per class")
     page.figure(pngs["maps_grid.png"], "first column: the image; second: its shape (the truth)")
     top = record["pointing_game"]["top_fraction"]
     page.heading(f"Pointing game (share of the top {top:.0%} pixels of each map inside the shape)")
-    page.table(["map", *groups], rows)
+    page.table(["map", *groups], [[row[0], *(_number(v) for v in row[1:])] for row in rows])
     page.paragraph("Higher is better; chance is the shape's share of the image.", note=True)
+    for note in record.get("notes", []):
+        page.paragraph(note, note=True)
     page.heading("Maps over training")
     for method in ("positive", "negative"):
         name = f"maps_over_training_{method}.png"
@@ -286,6 +359,9 @@ def _report(record: dict[str, Any], pngs: dict[str, bytes]) -> HtmlReport:
     page.figure(pngs["curves.png"], "allegiance as pixels are deleted in the map's order")
     auc = record["allegiance"]["auc"]
     page.table(["pair", "AUC (lower is better)"], [[pair, value] for pair, value in auc.items()])
+    page.heading("Configuration and versions")
+    page.table(["argument", "value"], [[k, str(v)] for k, v in config.items()])
+    page.table(["package", "version"], [[k, v] for k, v in record["versions"].items()])
     page.paragraph(
         f"Total time {record['seconds']['total']:.0f} s. Files: {RESULTS_FILE}, history.json, "
         f"model.keras, {', '.join(pngs)}, {MAPS_DIR}/.", note=True

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import html
+import importlib
 import os
+import platform
 from collections.abc import Sequence
 from typing import Any
 
@@ -78,3 +80,22 @@ class HtmlReport:
     def save(self, path: str | os.PathLike) -> None:
         """Write the page (UTF-8) to `path`, atomically."""
         write_atomic(path, self.html().encode())
+
+
+def versions() -> dict[str, str]:
+    """The versions a result depends on: tf_signsal, TensorFlow, Keras, NumPy and Python.
+
+    Example:
+        >>> versions()["tf_signsal"]
+        '0.1.0'
+    """
+    from tf_signsal import __version__
+
+    found = {"tf_signsal": __version__}
+    for name in ("tensorflow", "keras", "numpy"):
+        try:
+            found[name] = str(importlib.import_module(name).__version__)
+        except (ImportError, AttributeError):  # pragma: no cover - all are dependencies
+            found[name] = "absent"
+    found["python"] = platform.python_version()
+    return found
