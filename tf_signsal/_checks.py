@@ -10,12 +10,17 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import tensorflow as tf
 
 from tf_signsal.vocabulary import FILLS
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+
+# TensorFlow is imported inside the checks that need it: the command line checks its
+# numbers with this module while parsing, and `--help` must not pay for TensorFlow.
 
 # ----------------------------------------------------------------------------- numbers
 
@@ -179,6 +184,8 @@ def check_choices(name: str, values: Any, valid: tuple[str, ...]) -> tuple[str, 
 
 def as_image_batch(images: Any, name: str = "images") -> tf.Tensor:
     """Return `images` as a finite float32 tensor of shape (B, H, W, channels)."""
+    import tensorflow as tf
+
     if isinstance(images, tf.data.Dataset):
         raise TypeError(f"`{name}` must be an array or tensor here, received a tf.data.Dataset")
     if images is None or isinstance(images, (str, bytes, dict)) or not (
@@ -230,6 +237,8 @@ def as_image_batch(images: Any, name: str = "images") -> tf.Tensor:
 
 def finite_dataset(dataset: tf.data.Dataset, name: str) -> tf.data.Dataset:
     """Refuse a dataset known to be endless (e.g. `.repeat()`), which would never finish."""
+    import tensorflow as tf
+
     if int(dataset.cardinality()) == int(tf.data.INFINITE_CARDINALITY):
         raise ValueError(
             f"`{name}` is an endless tf.data.Dataset (infinite cardinality, e.g. from "
@@ -240,6 +249,8 @@ def finite_dataset(dataset: tf.data.Dataset, name: str) -> tf.data.Dataset:
 
 def bool_masks(masks: Any, images: tf.Tensor, name: str = "masks") -> tf.Tensor:
     """`masks` as a bool tensor of shape (B, H, W) matching `images` (B, H, W, ch)."""
+    import tensorflow as tf
+
     dtype = getattr(masks, "dtype", None)
     if dtype is None:
         masks = np.asarray(masks)
@@ -306,6 +317,8 @@ def model_image_shape(model: Any) -> tuple[int | None, ...] | None:
 def check_model_input(model: Any, images: tf.Tensor, name: str = "images") -> None:
     """Raise if the model declares an input shape that `images` does not match, or an
     input dtype that has no gradient."""
+    import tensorflow as tf
+
     expected = model_image_shape(model)
     if expected is None:
         return

@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
+from tf_signsal import _checks
 from tf_signsal._io import read_json, write_atomic, write_json
 from tf_signsal.vocabulary import ATTRIBUTIONS, DATASETS, FILLS, JACOBIAN_MODES, METHODS, ORDERS
 
@@ -437,7 +438,7 @@ def _run_evaluate(args: argparse.Namespace) -> None:
     print(chosen.description)
     started = time.perf_counter()
     try:
-        result = evaluator.evaluate(chosen.dataset, verbose=1)
+        result = evaluator.evaluate(chosen.dataset, verbose=1, num_images=chosen.num_images)
     except tf.errors.OpError as error:  # an unreadable image file met while reading
         raise CommandError(f"cannot read the data {args.data}: {_one_line(error)}") from error
     seconds = time.perf_counter() - started
@@ -494,24 +495,21 @@ def _run_export(args: argparse.Namespace) -> None:
 # ----------------------------------------------------------------------------- parser
 
 
-def _integer_type(minimum: int, expected: str) -> Callable[[str], int]:
-    """An argparse `type=`: an integer >= `minimum` (parsed here, without TensorFlow:
-    `_checks` imports it, and `--help` must not)."""
+def _integer_type(check: Callable[[str, Any], int], expected: str) -> Callable[[str], int]:
+    """An argparse `type=`: `text` as an int passing `check` (from `_checks`, which is
+    TensorFlow-free), else argparse's usage error saying what is `expected`."""
 
     def parse(text: str) -> int:
         try:
-            value = int(text)
-        except ValueError:
-            value = None
-        if value is None or value < minimum:
-            raise argparse.ArgumentTypeError(f"must be {expected}, received {text!r}")
-        return value
+            return check("value", int(text))
+        except ValueError:  # not an integer, or out of range
+            raise argparse.ArgumentTypeError(f"must be {expected}, received {text!r}") from None
 
     return parse
 
 
-_positive_int = _integer_type(1, "a positive integer")
-_non_negative_int = _integer_type(0, "a non-negative integer")
+_positive_int = _integer_type(_checks.positive_int, "a positive integer")
+_non_negative_int = _integer_type(_checks.non_negative_int, "a non-negative integer")
 
 
 def _fill(text: str) -> str | float:

@@ -477,7 +477,9 @@ class AllegianceEvaluator:
 
     # -- public ----------------------------------------------------------------------
 
-    def evaluate(self, data: Any, verbose: int = 1, strategy: Any = None) -> AllegianceResult:
+    def evaluate(
+        self, data: Any, verbose: int = 1, strategy: Any = None, num_images: int | None = None
+    ) -> AllegianceResult:
         """Run the deletion benchmark.
 
         Args:
@@ -492,6 +494,8 @@ class AllegianceEvaluator:
                 is distributed, each replica counts its images and the counts
                 are summed by the strategy. The result equals the
                 single-device one.
+            num_images: how many images a dataset holds, for the progress bar's total
+                (arrays are counted).
 
         Returns:
             an `AllegianceResult`.
@@ -502,6 +506,8 @@ class AllegianceEvaluator:
             )
         verbose = _checks.integer("verbose", verbose, minimum=0, maximum=2)
         batches, total = self._batches(data)
+        if total is None and num_images is not None:
+            total = _checks.positive_int("num_images", num_images)
         first_images, first_labels = next(batches)
         height, width = first_images.shape[1:3]
         progress = keras.utils.Progbar(total, verbose=verbose, unit_name="image")
