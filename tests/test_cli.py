@@ -79,7 +79,7 @@ def test_module_help_in_a_subprocess():
         assert command in result.stdout
 
 
-@pytest.mark.parametrize("command", ["demo", "explain", "evaluate", "export"])
+@pytest.mark.parametrize("command", ["demo", "explain", "evaluate", "sanity", "export"])
 def test_each_command_help_shows_an_example(capsys, command):
     with pytest.raises(SystemExit) as exit_info:
         main([command, "--help"])
@@ -446,7 +446,7 @@ def test_help_does_not_import_tensorflow():
         "started = time.perf_counter()\n"
         "from tf_signsal import cli\n"
         "for argv in ([], ['--help'], ['explain', '--help'], ['evaluate', '--help'],\n"
-        "             ['demo', '--help'], ['export', '--help']):\n"
+        "             ['demo', '--help'], ['sanity', '--help'], ['export', '--help']):\n"
         "    try:\n"
         "        cli.main(argv)\n"
         "    except SystemExit:\n"
@@ -534,3 +534,29 @@ def test_demo_default_out_is_git_ignored():
     ignored = subprocess.run(["git", "check-ignore", "-q", os.path.join(DEMO_OUT, "report.html")],
                              cwd=REPO)
     assert ignored.returncode == 0
+
+
+def test_sanity_writes_the_checks_of_a_seeded_subset(capsys, tmp_path, model_file, pictures):
+    from tf_signsal.evaluation import RandomizationResult, random_logit_check, randomization_check
+
+    folder, paths, images = pictures
+    out = tmp_path / "sanity"
+    status, stdout, _ = _run(capsys, "sanity", "--model", model_file, "--data", folder,
+                             "--limit", "4", "--methods", "positive", "active", "--out", out)
+    assert status == 0, stdout
+    record = json.loads((out / "sanity.json").read_text())
+    assert os.path.isfile(out / "randomization.png") and record["data"]["limit"] == 4
+    check = RandomizationResult.from_dict(record["randomization"])
+    assert check.n_images == 4 and list(check.spearman) == ["positive", "active"]
+    # The same subset and seed in-process give the same numbers.
+    model = keras.saving.load_model(model_file)
+    sorted_paths = np.argsort(paths)
+    groups = np.array([int(os.path.basename(os.path.dirname(paths[i]))[-1])
+                       for i in sorted_paths])
+    chosen = images[sorted_paths[data.balanced_subset(groups, 4, seed=0)]]
+    expected = randomization_check(model, chosen, methods=["positive", "active"], seed=0)
+    assert check == expected
+    assert record["random_logit"] == pytest.approx(
+        random_logit_check(model, chosen, methods=["positive", "active"], seed=0), abs=1e-12
+    )
+    assert "random-logit check" in stdout

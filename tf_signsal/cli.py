@@ -1,4 +1,4 @@
-"""The `tf-signsal` command line: demo | explain | evaluate | export.
+"""The `tf-signsal` command line: demo | explain | evaluate | sanity | export.
 
 Bad usage exits with status 2 and argparse's message; a problem with the
 inputs (a missing file, a model that is not a classifier, an unreadable image,
@@ -476,6 +476,60 @@ def _run_evaluate(args: argparse.Namespace) -> None:
     print(f"\nwrote {json_path}\n      {curves_path}")
 
 
+# ----------------------------------------------------------------------------- sanity
+
+
+def _run_sanity(args: argparse.Namespace) -> None:
+    _check_out(args.out)
+    import numpy as np
+
+    from tf_signsal import data, plotting, report
+    from tf_signsal.evaluation import random_logit_check, randomization_check
+
+    model, shape, num_classes = _load_model(args.model)
+    with _reading(RuntimeError), _telling_skipped():
+        chosen = data.evaluation_data(
+            args.data, shape, num_classes, split=args.split, data_dir=args.data_dir,
+            limit=args.limit, seed=args.seed, batch_size=args.limit,
+        )
+        images = np.concatenate([
+            (element[0] if isinstance(element, tuple) else element).numpy()
+            for element in chosen.dataset
+        ])
+    print(chosen.description)
+    with _reading():
+        check = randomization_check(
+            model, images, methods=args.methods, cascade=not args.independent, seed=args.seed
+        )
+        logit = random_logit_check(model, images, methods=args.methods, seed=args.seed)
+    os.makedirs(args.out, exist_ok=True)
+    json_path = os.path.join(args.out, "sanity.json")
+    figure_path = os.path.join(args.out, "randomization.png")
+    write_json(json_path, {
+        "randomization": check.to_dict(),
+        "random_logit": logit,
+        "data": chosen.record,
+        "run": {
+            "command": "sanity",
+            "model": {"path": os.path.abspath(args.model), "sha256": _sha256(args.model)},
+            "num_classes": num_classes,
+            "versions": report.versions(),
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        },
+    })
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(7, 4.5))
+    kind = "one layer at a time" if args.independent else "cascading from the top"
+    plotting.plot_randomization(check, figure.subplots(), title=f"randomisation, {kind}")
+    figure.tight_layout()
+    plotting.save_figure(figure, figure_path)
+    print(check.summary())
+    print("random-logit check (rank correlation with a random other class's map): "
+          + ", ".join(f"{method} {value:.3f}" for method, value in logit.items()))
+    print(f"\nwrote {json_path}\n      {figure_path}")
+
+
 # ----------------------------------------------------------------------------- export
 
 
@@ -539,6 +593,12 @@ _EXAMPLES = {
         f" --limit 1000 --out runs/eval\n  {PROG} evaluate --model model.keras --data photos/ "
         "--class-names classes.txt --pairs all --orders morf lerf --out runs/eval"
     ),
+    "sanity": (
+        f"example:\n  {PROG} sanity --model model.keras --data cifar10 --data-dir ../shared/data "
+        "--out runs/sanity\n"
+        f"  {PROG} sanity --model model.keras --data photos/ --limit 16 --independent "
+        "--out runs/sanity"
+    ),
     "export": (
         f"example:\n  {PROG} export --model model.keras --out models/signsal/1\n"
         "  docker run -p 8501:8501 --mount type=bind,source=$PWD/models/signsal,"
@@ -548,7 +608,7 @@ _EXAMPLES = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of `tf-signsal` and its four commands (no TensorFlow needed)."""
+    """The argument parser of `tf-signsal` and its commands (no TensorFlow needed)."""
     common = argparse.ArgumentParser(add_help=False)
     # SUPPRESS: a subcommand must not overwrite a --debug given before it.
     common.add_argument(
@@ -572,6 +632,21 @@ def build_parser() -> argparse.ArgumentParser:
         return commands.add_parser(
             name, help=help_text, description=help_text, parents=[common],
             epilog=_EXAMPLES[name], formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    def data_arguments(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--model", required=True, help="a Keras model file (.keras, .h5)")
+        sub.add_argument(
+            "--data", required=True, metavar="DIR|cifar10|imagenette",
+            help="cifar10 or imagenette (tf_signsal.data.load), or a folder of images, one "
+            "subfolder per class (or the images directly in it)",
+        )
+        sub.add_argument(
+            "--split", help="train or test for cifar10/imagenette (default: test); for a "
+            "folder, a subfolder to read",
+        )
+        sub.add_argument(
+            "--data-dir", help="local copy of cifar10/imagenette (e.g. ../shared/data)"
         )
 
     def attribution(sub: argparse.ArgumentParser) -> None:
@@ -641,19 +716,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = command(
         "evaluate", "The allegiance (black/white deletion) benchmark of a model on a dataset."
     )
-    evaluate.add_argument("--model", required=True, help="a Keras model file (.keras, .h5)")
-    evaluate.add_argument(
-        "--data", required=True, metavar="DIR|cifar10|imagenette",
-        help="cifar10 or imagenette (tf_signsal.data.load), or a folder of images, one "
-        "subfolder per class (or the images directly in it)",
-    )
-    evaluate.add_argument(
-        "--split", help="train or test for cifar10/imagenette (default: test); for a folder, "
-        "a subfolder to read",
-    )
-    evaluate.add_argument(
-        "--data-dir", help="local copy of cifar10/imagenette (e.g. ../shared/data)"
-    )
+    data_arguments(evaluate)
     evaluate.add_argument(
         "--class-names", metavar="FILE",
         help="the model's class names, one per line in class order: a folder's class "
@@ -687,6 +750,31 @@ def build_parser() -> argparse.ArgumentParser:
     attribution(evaluate)
     evaluate.add_argument("--batch-size", type=_positive_int, default=128, help="default: 128")
     evaluate.set_defaults(func=_run_evaluate)
+
+    sanity = command(
+        "sanity",
+        "Sanity checks of the maps: model randomisation (Adebayo et al. 2018) and the "
+        "random-logit check, on a class-balanced subset of a dataset.",
+    )
+    data_arguments(sanity)
+    sanity.add_argument(
+        "--limit", type=_positive_int, default=32,
+        help="images to check: a class-balanced subset drawn with --seed (default: 32)",
+    )
+    sanity.add_argument(
+        "--seed", type=_non_negative_int, default=0,
+        help="seed of the subset, the re-initialisation and the random class (default: 0)",
+    )
+    sanity.add_argument(
+        "--methods", nargs="+", choices=METHODS, default=list(METHODS), metavar="METHOD",
+        help=f"maps to check, of {', '.join(METHODS)} (default: all)",
+    )
+    sanity.add_argument(
+        "--independent", action="store_true",
+        help="randomise one layer at a time instead of cascading from the top",
+    )
+    sanity.add_argument("--out", required=True, help="output folder")
+    sanity.set_defaults(func=_run_sanity)
 
     export = command(
         "export", "A SavedModel for TF Serving with serving_default and explain signatures."
