@@ -419,7 +419,7 @@ def test_allegiance_callback_refuses_an_endless_dataset(data):
 
 
 def test_maps_callback_refuses_too_few_class_names(images):
-    with pytest.raises(ValueError, match="`labels`"):
+    with pytest.raises(ValueError, match="`class_names` holds 2 names, but `labels`"):
         callbacks.SaliencyMapsCallback(images[:3], "logs", labels=[0, 1, 4], class_names=["a", "b"])
 
 
@@ -472,3 +472,12 @@ def test_png_overlay_file_is_written(data, tmp_path):
     fit(bn_net(), data, [maps_cb], epochs=1)
     assert sorted(os.listdir(tmp_path)) == ["epoch_0000.png", "epoch_0001.png"]
     assert imread(tmp_path / "epoch_0001.png").shape[0] > 100
+
+
+def test_maps_callback_names_probe_images_the_model_does_not_take(images, tmp_path):
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(3)])
+    maps_cb = callbacks.SaliencyMapsCallback(images, tmp_path / "maps")
+    maps_cb.set_model(model)
+    with pytest.raises(ValueError, match="but the model takes"):
+        maps_cb.compute()

@@ -548,3 +548,23 @@ def test_image_fills_match_the_reference_loop(model, rng):
         for pair in pairs:
             np.testing.assert_array_equal(result.order_curves[order][pair], curves[pair])
             np.testing.assert_allclose(result.order_deleted[order][pair], deleted[pair])
+
+
+def test_steps_bound_a_repeating_dataset_and_unknown_lengths_warn(model, images):
+    repeating = tf.data.Dataset.from_tensor_slices(images).batch(3).filter(
+        lambda x: True
+    ).repeat()
+    bounded = AllegianceEvaluator(model).evaluate(repeating, verbose=0, steps=2)
+    assert bounded == AllegianceEvaluator(model).evaluate(images, verbose=0)
+    unknown = tf.data.Dataset.from_tensor_slices(images).filter(lambda x: True).batch(3)
+    with pytest.warns(UserWarning, match="steps="):
+        AllegianceEvaluator(model).evaluate(unknown, verbose=0)
+    with pytest.raises(ValueError, match="`steps`"):
+        AllegianceEvaluator(model).evaluate(images, verbose=0, steps=2)
+
+
+def test_truncated_json_is_named(tmp_path):
+    path = tmp_path / "cut.json"
+    path.write_text('{"fractions": [0.0, 0.1')
+    with pytest.raises(ValueError, match="not valid JSON"):
+        AllegianceResult.load_json(path)

@@ -53,4 +53,7 @@ def read_json(path: str | os.PathLike) -> Any:
         raise ValueError(f"{os.fspath(path)} holds {name}, which is no number")
 
     with open(path) as file:
-        return json.load(file, parse_constant=refuse)
+        try:
+            return json.load(file, parse_constant=refuse)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{os.fspath(path)} is not valid JSON ({error})") from None

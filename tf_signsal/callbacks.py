@@ -150,14 +150,19 @@ class SaliencyMapsCallback(keras.callbacks.Callback):
         self.every_n_epochs = _checks.positive_int("every_n_epochs", every_n_epochs)
         self.formats = _checks.check_choices("formats", formats, FORMATS)
         self.class_names = None if class_names is None else [str(n) for n in class_names]
-        known = None if self.class_names is None else len(self.class_names)
         self.labels = (
-            None
-            if labels is None
-            else _checks.class_indices("labels", labels, batch, num_classes=known).astype(np.int64)
+            None if labels is None else _checks.class_indices("labels", labels, batch)
         )
-        if targets is not None and known is not None:
-            _checks.class_indices("targets", targets, batch, num_classes=known)
+        for name, indices in (("labels", self.labels), ("targets", self.targets)):
+            if indices is not None and self.class_names is not None and indices.size and (
+                indices.max() >= len(self.class_names)
+            ):
+                raise ValueError(
+                    f"`class_names` holds {len(self.class_names)} names, but `{name}` go up "
+                    f"to class {indices.max()}"
+                )
+        if self.labels is not None:
+            self.labels = self.labels.astype(np.int64)
         self._saliency: SignedSaliency | None = None
         self._writer: Any = None
         self._inputs_logged = False
@@ -201,6 +206,7 @@ class SaliencyMapsCallback(keras.callbacks.Callback):
             self._saliency = SignedSaliency(
                 self.model, attribution=self.attribution, value_range=self.value_range
             )
+        _checks.check_model_input(self.model, self.images)
         num_classes = self._saliency.num_classes(self.images)
         if self.class_names is not None and len(self.class_names) != num_classes:
             raise ValueError(

@@ -478,7 +478,12 @@ class AllegianceEvaluator:
     # -- public ----------------------------------------------------------------------
 
     def evaluate(
-        self, data: Any, verbose: int = 1, strategy: Any = None, num_images: int | None = None
+        self,
+        data: Any,
+        verbose: int = 1,
+        strategy: Any = None,
+        num_images: int | None = None,
+        steps: int | None = None,
     ) -> AllegianceResult:
         """Run the deletion benchmark.
 
@@ -496,6 +501,10 @@ class AllegianceEvaluator:
                 single-device one.
             num_images: how many images a dataset holds, for the progress bar's total
                 (arrays are counted).
+            steps: evaluate at most this many batches of a dataset (as Keras's
+                `model.evaluate(steps=...)`): the way to bound a dataset that repeats.
+                A dataset whose length TensorFlow cannot tell (e.g. after `filter`) is
+                read to its end, with a warning, unless `steps` is given.
 
         Returns:
             an `AllegianceResult`.
@@ -505,6 +514,20 @@ class AllegianceEvaluator:
                 f"`strategy` must be a tf.distribute.Strategy, received {type(strategy).__name__}"
             )
         verbose = _checks.integer("verbose", verbose, minimum=0, maximum=2)
+        if steps is not None:
+            steps = _checks.positive_int("steps", steps)
+            if not isinstance(data, tf.data.Dataset):
+                raise ValueError("`steps` bounds a tf.data.Dataset; arrays are evaluated whole")
+            data = data.take(steps)
+        elif isinstance(data, tf.data.Dataset) and int(data.cardinality()) == int(
+            tf.data.UNKNOWN_CARDINALITY
+        ):
+            warnings.warn(
+                "tf_signsal: TensorFlow cannot tell whether `data` ends (unknown "
+                "cardinality, e.g. after filter()); it is read to its end. If it repeats, "
+                "pass steps=, the number of batches to evaluate.",
+                stacklevel=2,
+            )
         batches, total = self._batches(data)
         if total is None and num_images is not None:
             total = _checks.positive_int("num_images", num_images)
