@@ -189,7 +189,7 @@ def test_explain_writes_the_maps_of_each_image(capsys, tmp_path, model_file, pic
         np.testing.assert_allclose(data[method], maps[method], atol=1e-6)
     assert "standard" not in data.files
     np.testing.assert_array_equal(data["predictions"], np.argmax(logits, axis=1))
-    assert os.path.isfile(out / "maps_000.png")
+    assert os.path.isfile(out / "maps_000.png") and os.path.isfile(out / "overlays_000.png")
 
     status, _, _ = _run(capsys, "explain", "--model", model_file, "--images", *paths[:2],
                         "--out", out, "--targets", "3", "--batch-size", "1")
@@ -258,12 +258,12 @@ def test_tiny_demo(capsys, tmp_path):
                              "--test-size", "16", "--image-size", "16", "--seed", "2")
     assert status == 0 and str(out / "report.html") in stdout
     for name in ("report.html", "results.json", "history.json", "model.keras", "maps_grid.png",
-                 "history.png", "curves.png", "maps_over_training_positive.png",
-                 "maps_over_training_negative.png"):
+                 "history.png", "curves.png", "overlays.png", "signed.png",
+                 "maps_over_training_positive.png", "maps_over_training_negative.png"):
         assert os.path.isfile(out / name), name
     page = (out / "report.html").read_text()
     # maps grid, training history, two maps over training, the curves
-    assert page.count("data:image/png;base64,") == 5 and "Pointing game" in page
+    assert page.count("data:image/png;base64,") == 7 and "Pointing game" in page
     for text in ("The five maps", "relu(-g)", "Training", "Configuration and versions",
                  "train_size", "tensorflow", "keras", "tf_signsal", "python"):
         assert text in page, text
@@ -411,13 +411,15 @@ def test_explain_replaces_only_the_files_it_wrote(capsys, tmp_path, model_file, 
     status, _, _ = _run(capsys, "explain", "--model", model_file, "--images", *many,
                         "--out", out)
     assert status == 0
-    assert read_json(out / EXPLAIN_MANIFEST)["files"] == ["maps.npz", "maps_000.png",
-                                                          "maps_001.png"]
+    assert read_json(out / EXPLAIN_MANIFEST)["files"] == [
+        "maps.npz", "maps_000.png", "overlays_000.png", "maps_001.png", "overlays_001.png"
+    ]
     status, stdout, _ = _run(capsys, "explain", "--model", model_file, "--images", many[0],
                              "--out", out)
     assert status == 0 and "removed the earlier explain's maps_001.png" in stdout
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        [EXPLAIN_MANIFEST, "maps.npz", "maps_000.png", "maps_007.png", "mine.txt"]
+        [EXPLAIN_MANIFEST, "maps.npz", "maps_000.png", "maps_007.png", "mine.txt",
+         "overlays_000.png"]
     )
     assert (out / "maps_007.png").read_bytes() == b"the user's figure"
     assert len(np.load(out / "maps.npz")["files"]) == 1

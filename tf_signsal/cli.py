@@ -37,7 +37,7 @@ _RIVAL_METHODS = ("active", "inactive")
 
 EXPLAIN_MANIFEST = ".tf-signsal-explain.json"
 """The list of the files `explain` wrote in its --out (the only files it ever replaces)."""
-_EXPLAIN_OUTPUT = re.compile(r"maps(_\d{3,})?\.(png|npz)")
+_EXPLAIN_OUTPUT = re.compile(r"(maps|overlays)(_\d{3,})?\.(png|npz)")
 
 
 class CommandError(Exception):
@@ -244,9 +244,13 @@ def _run_demo(args: argparse.Namespace) -> None:
 
 
 def _explain_outputs(count: int) -> list[str]:
-    """The names explain writes for `count` images: maps.npz and a grid per eight."""
+    """The names explain writes for `count` images: maps.npz, and per eight images a grid
+    and the maps drawn over their images."""
     grids = (count + _ROWS_PER_GRID - 1) // _ROWS_PER_GRID
-    return ["maps.npz", *(f"maps_{i:03d}.png" for i in range(grids))]
+    names = ["maps.npz"]
+    for i in range(grids):
+        names += [f"maps_{i:03d}.png", f"overlays_{i:03d}.png"]
+    return names
 
 
 def _earlier_outputs(out: str) -> list[str]:
@@ -343,7 +347,8 @@ def _write_explanation(
     chosen: bool,
     class_names: Sequence[str] | None,
 ) -> tuple[list[str], list[tuple[int, str]]]:
-    """maps.npz and a PNG grid per eight images in `out`; return the paths written and
+    """maps.npz, and per eight images a PNG grid (with a colour bar) and the maps over their
+    images, in `out`; return the paths written and
     each image's prediction (index, name or ""). `chosen`: the targets were given."""
     import numpy as np
 
@@ -372,11 +377,19 @@ def _write_explanation(
             f"{os.path.basename(f)}\npred {label(p)}" + (f", map of {label(t)}" if chosen else "")
             for f, p, t in zip(files[rows], predictions[rows], targets[rows])
         ]
-        figure = plotting.plot_maps_grid(
-            images[rows], {m: v[rows] for m, v in maps.items()}, list(maps), titles
-        )
-        written.append(os.path.join(out, f"maps_{start // _ROWS_PER_GRID:03d}.png"))
-        plotting.save_figure(figure, written[-1])
+        shown = {m: v[rows] for m, v in maps.items()}
+        grid = start // _ROWS_PER_GRID
+        figures = {
+            f"maps_{grid:03d}.png": plotting.plot_maps_grid(
+                images[rows], shown, list(maps), titles, colorbar=True
+            ),
+            f"overlays_{grid:03d}.png": plotting.plot_overlays(
+                images[rows], shown, list(maps), titles=titles
+            ),
+        }
+        for name, figure in figures.items():
+            written.append(os.path.join(out, name))
+            plotting.save_figure(figure, written[-1])
     named = [
         (int(p), class_names[p] if class_names is not None and p < len(class_names) else "")
         for p in predictions

@@ -132,7 +132,12 @@ def run_demo(
     )
     pointing, notes = _without_nan(pointing)
     result = _allegiance(model, data, verbose)
-    pngs = _save_figures(_figures(data, maps, predictions, result, history, out), out)
+    raw = SignedSaliency(model).explain(
+        data.x_test[data.probe], methods=["positive", "negative"], normalize=False
+    )  # the signed view needs the raw maps, on one scale
+    figures = _figures(data, maps, predictions, result, history, out)
+    figures.update(_sign_figures(data, maps, {m: v.numpy() for m, v in raw.items()}))
+    pngs = _save_figures(figures, out)
     record = {
         "command": "demo",
         "config": config,
@@ -272,6 +277,22 @@ def _figures(
     return figures
 
 
+def _sign_figures(
+    data: _Data, maps: dict[str, np.ndarray], raw: dict[str, np.ndarray]
+) -> dict[str, Figure]:
+    """The positive and negative maps over their images, and the signed view (positive red,
+    negative blue, from the raw maps) of the probe images."""
+    images = data.x_test[data.probe]
+    chosen = {m: maps[m][data.probe] for m in ("positive", "negative")}
+    names = [datasets.SYNTHETIC_CLASS_NAMES[y] for y in data.y_test[data.probe]]
+    return {
+        "overlays.png": plotting.plot_overlays(images, chosen, list(chosen), titles=names),
+        "signed.png": plotting.plot_signed(
+            images, raw["positive"], raw["negative"], titles=names
+        ),
+    }
+
+
 def _history_figure(history: dict[str, list[float]]) -> Figure:
     """Loss and accuracy per epoch, training and test."""
     figure = Figure(figsize=(8, 3.2))
@@ -344,6 +365,9 @@ def _report(record: dict[str, Any], pngs: dict[str, bytes]) -> HtmlReport:
     page.figure(pngs["history.png"], "loss and accuracy after each epoch")
     page.heading("Maps of one test image per class")
     page.figure(pngs["maps_grid.png"], "first column: the image; second: its shape (the truth)")
+    page.figure(pngs["overlays.png"], "the positive and negative maps over their images")
+    page.figure(pngs["signed.png"], "the signed view: pixels to brighten in red, to darken in "
+                "blue (raw gradients, each image on its own scale)")
     top = record["pointing_game"]["top_fraction"]
     page.heading(f"Pointing game (share of the top {top:.0%} pixels of each map inside the shape)")
     page.table(["map", *groups], [[row[0], *(_number(v) for v in row[1:])] for row in rows])
