@@ -253,21 +253,31 @@ def _road(images, masks, noise_std, seed, tolerance, max_iterations):
     return tf.where(masks[..., None], imputed, images), iterations
 
 
+def _max_iterations(height: int, width: int) -> int:
+    # Above the worst cases measured (see `road_impute`'s max_iterations).
+    return 4 * (height + width) + 50
+
+
+def _solve(images, masks, noise_std, seed, tolerance, max_iterations):
+    """`_road` with its scalars as the tensors it is traced for."""
+    return _road(
+        images,
+        masks,
+        tf.constant(noise_std, tf.float32),
+        tf.constant(seed, tf.uint32),
+        tf.constant(tolerance, tf.float64),
+        tf.constant(max_iterations, tf.int32),
+    )
+
+
 def road_occlude(
     images: tf.Tensor, masks: tf.Tensor, noise_std: float = 0.01, seed: int = 0
 ) -> tf.Tensor:
     """`road_impute` of an already checked float32 batch and bool masks, with the default
     tolerance and iteration cap; traceable (the evaluator calls it inside its compiled
     forward passes)."""
-    height, width = images.shape[1], images.shape[2]
-    imputed, _ = _road(
-        images,
-        masks,
-        tf.constant(noise_std, tf.float32),
-        tf.constant(seed, tf.uint32),
-        tf.constant(ROAD_TOLERANCE, tf.float64),
-        tf.constant(4 * (height + width) + 50, tf.int32),
-    )
+    cap = _max_iterations(images.shape[1], images.shape[2])
+    imputed, _ = _solve(images, masks, noise_std, seed, ROAD_TOLERANCE, cap)
     return imputed
 
 
@@ -347,18 +357,10 @@ def road_impute(
     noise_std = _checks.real("noise_std", noise_std, 0.0, strict=False)
     seed = _checks.integer("seed", seed, minimum=0, maximum=2**32 - 1)
     tolerance = _checks.real("tolerance", tolerance, 0.0, strict=True)
-    height, width = images.shape[1], images.shape[2]
     if max_iterations is None:
-        max_iterations = 4 * (height + width) + 50
+        max_iterations = _max_iterations(images.shape[1], images.shape[2])
     max_iterations = _checks.positive_int("max_iterations", max_iterations)
-    imputed, iterations = _road(
-        images,
-        masks,
-        tf.constant(noise_std, tf.float32),
-        tf.constant(seed, tf.uint32),
-        tf.constant(tolerance, tf.float64),
-        tf.constant(max_iterations, tf.int32),
-    )
+    imputed, iterations = _solve(images, masks, noise_std, seed, tolerance, max_iterations)
     if return_iterations:
         return imputed, int(iterations)
     return imputed
