@@ -59,6 +59,15 @@ def boolean(name: str, value: Any) -> bool:
     return bool(value)
 
 
+def several_classes(num_classes: int, why: str) -> None:
+    """Refuse a model with a single output where `why` needs other classes to compare."""
+    if num_classes < 2:
+        raise ValueError(
+            f"`model` has a single output: {why}; give the model one output per class (e.g. "
+            "two logits [-z, z] for a binary classifier)"
+        )
+
+
 def is_real(value: Any) -> bool:
     """Whether `value` is a real number (bools are not)."""
     return isinstance(value, numbers.Real) and not isinstance(value, bool)

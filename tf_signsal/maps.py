@@ -290,12 +290,11 @@ class SignedSaliency:
         # With one output there is no other class: active and inactive would silently
         # equal the standard map.
         compared = sorted(_NEEDS_RIVALS.intersection(methods))
-        if num_classes < 2 and compared:
-            raise ValueError(
-                f"`methods` {compared} compare the explained class with every other class, "
-                "but `model` has a single output: ask for standard, positive or negative maps, "
-                "or give the model one output per class (e.g. two logits [-z, z] for a "
-                "binary classifier)"
+        if compared:
+            _checks.several_classes(
+                num_classes,
+                f"`methods` {compared} compare the explained class with every other class "
+                "(ask for standard, positive or negative maps)",
             )
 
     def _empty(self, images: tf.Tensor, methods: Sequence[str]) -> Explanation:

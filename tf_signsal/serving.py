@@ -196,13 +196,11 @@ def _num_classes(saliency: SignedSaliency, shape: tuple) -> int:
     # Eagerly checks that `model` is a (batch, classes) classifier whose output depends
     # on its input, with a clear error before any tracing.
     num_classes = saliency.num_classes(tf.zeros((1, *probe), tf.float32))
-    if num_classes < 2:
-        raise ValueError(
-            f"`model` has a single output ({num_classes} class): the active and inactive "
-            "maps of the `explain` signature compare the explained class with every other "
-            "class and would be meaningless; give the model one output per class (e.g. two "
-            "logits [-z, z] for a binary classifier)"
-        )
+    _checks.several_classes(
+        num_classes,
+        "the active and inactive maps of the `explain` signature compare the explained "
+        "class with every other class and would be meaningless",
+    )
     return num_classes
 
 

@@ -262,12 +262,11 @@ class AllegianceEvaluator:
         _checks.check_model_input(self.model, images, "data")
         fill_values(self._fills, self.value_range, images.shape[-1])
         num_classes = self._saliency.num_classes(images)  # a model that is no classifier
-        if num_classes < 2:
-            raise ValueError(
-                "`model` has a single output: its prediction (the argmax) never changes, so "
-                "allegiance would be 1.0 whatever is deleted; give the model one output per "
-                "class (e.g. two logits [-z, z] for a binary classifier)"
-            )
+        _checks.several_classes(
+            num_classes,
+            "its prediction (the argmax) never changes, so allegiance would be 1.0 whatever "
+            "is deleted",
+        )
         self._labels(labels, images.shape[0], num_classes)
         self._check_value_range(images)
         if not self._own_maps:

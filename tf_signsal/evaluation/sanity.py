@@ -492,11 +492,11 @@ def random_logit_check(
     seed = _checks.integer("seed", seed, minimum=0)
     saliency = SignedSaliency(model)
     num_classes = saliency.num_classes(images)
-    if num_classes < 2:
-        raise ValueError(
-            "`model` has a single output: the random-logit check compares the predicted "
-            "class with another class, and there is none"
-        )
+    _checks.several_classes(
+        num_classes,
+        "the random-logit check compares the predicted class with another class, and there "
+        "is none",
+    )
     predicted = saliency.explain_checked(images, None, methods)
     draw = np.random.default_rng(seed).integers(0, num_classes - 1, images.shape[0])
     predicted_classes = predicted.targets.numpy()
