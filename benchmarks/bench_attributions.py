@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -30,22 +29,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from bench_maps import median_seconds  # noqa: E402 (benchmarks/ is this script's folder)
 
 from tf_signsal import IntegratedGradients, SignedSaliency, SmoothGrad  # noqa: E402
 from tf_signsal.models import paper_cnn, resnet18  # noqa: E402
-
-
-def median_seconds(rows: dict, repeats: int) -> dict[str, float]:
-    """Median seconds per row, the repeats going round-robin over the rows."""
-    for run in rows.values():
-        run()  # warm-up: tracing and allocation
-    times: dict[str, list[float]] = {label: [] for label in rows}
-    for _ in range(repeats):
-        for label, run in rows.items():
-            start = time.perf_counter()
-            run()
-            times[label].append(time.perf_counter() - start)
-    return {label: float(np.median(values)) for label, values in times.items()}
 
 
 def measure(name: str, model, images: np.ndarray, points: int, repeats: int) -> None:
