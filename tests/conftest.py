@@ -35,6 +35,14 @@ def small_conv_net(input_shape=(8, 8, 3), num_classes=5, seed=0, kind="sequentia
     return keras.Model(inputs, x)
 
 
+def any_size_model(seed=0):
+    """A small seeded Functional net taking images of any height and width (3 classes)."""
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((None, None, 3))
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(inputs))
+    return keras.Model(inputs, keras.layers.Dense(3)(x))
+
+
 class SubclassedNet(keras.Model):
     def __init__(self, num_classes):
         super().__init__()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import small_conv_net
+from conftest import any_size_model, small_conv_net
 from reference import reference_class_gradients
 from reference_deletion import reference_allegiance, reference_mask, reference_order_mask
 from tf_signsal.evaluation import (
@@ -476,15 +476,8 @@ def test_bad_orders(model, orders, error):
         AllegianceEvaluator(model, orders=orders)
 
 
-def _any_size_model():
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input((None, None, 3))
-    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(inputs))
-    return keras.Model(inputs, keras.layers.Dense(3)(x))
-
-
 def test_batches_of_several_image_sizes_are_refused(rng):
-    model = _any_size_model()
+    model = any_size_model()
     small = tf.data.Dataset.from_tensor_slices(rng.random((2, 8, 8, 3), dtype=np.float32))
     large = tf.data.Dataset.from_tensor_slices(rng.random((2, 16, 16, 3), dtype=np.float32))
     mixed = small.batch(2).concatenate(large.batch(2))

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tf_signsal
-from conftest import small_conv_net
+from conftest import any_size_model, small_conv_net
 from reference import reference_class_gradients, reference_maps
 from tf_signsal import METHODS, SignedSaliency
 
@@ -346,10 +346,7 @@ def test_integer_input_model_is_named(images):
 
 
 def test_dataset_of_several_image_sizes_is_refused(rng):
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input((None, None, 3))
-    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(inputs))
-    model = keras.Model(inputs, keras.layers.Dense(3)(x))
+    model = any_size_model()
     small = tf.data.Dataset.from_tensor_slices(rng.random((2, 8, 8, 3), dtype=np.float32))
     large = tf.data.Dataset.from_tensor_slices(rng.random((2, 10, 10, 3), dtype=np.float32))
     with pytest.raises(ValueError, match="share one image size"):
