@@ -1,4 +1,4 @@
-"""ROAD's noisy linear imputation (`tf_signsal.evaluation.fills.road_impute`) against a
+"""ROAD's noisy linear imputation (`tf_signsal.evaluation.road.road_impute`) against a
 per-image scipy loop, on CIFAR-10 test images.
 
     python benchmarks/bench_road.py                  # 256 images, 3 rounds
@@ -37,7 +37,8 @@ import scipy.sparse.linalg  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from tf_signsal.data import load  # noqa: E402
-from tf_signsal.evaluation.fills import ROAD_NEIGHBOURS, blur_images, road_impute  # noqa: E402
+from tf_signsal.evaluation.fills import blur_images  # noqa: E402
+from tf_signsal.evaluation.road import ROAD_NEIGHBOURS, road_impute  # noqa: E402
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
 FRACTIONS = (0.1, 0.3, 0.5, 0.7, 0.9)

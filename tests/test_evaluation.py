@@ -518,7 +518,8 @@ def test_a_list_is_images_and_a_tuple_is_images_and_labels(model, images):
 
 
 def test_image_fills_match_the_reference_loop(model, rng):
-    from tf_signsal.evaluation.fills import blur_images, mean_images, road_impute
+    from tf_signsal.evaluation.fills import blur_images, mean_images
+    from tf_signsal.evaluation.road import road_impute
 
     images = rng.random((7, 8, 8, 3), dtype=np.float32)
     pairs = (("positive", "blur"), ("negative", "mean"), ("active", "road"),

@@ -9,13 +9,8 @@ import scipy.ndimage
 import scipy.sparse
 import scipy.sparse.linalg
 
-from tf_signsal.evaluation.fills import (
-    ROAD_NEIGHBOURS,
-    blur_images,
-    gaussian_kernel,
-    mean_images,
-    road_impute,
-)
+from tf_signsal.evaluation.fills import blur_images, gaussian_kernel, mean_images
+from tf_signsal.evaluation.road import ROAD_NEIGHBOURS, road_impute
 
 # ----------------------------------------------------------------------------- reference
 

@@ -16,9 +16,9 @@ ATTRIBUTIONS: tuple[str, ...] = (
 """What the five maps are channel reductions of (attributions.py)."""
 
 FILLS: tuple[str, ...] = ("black", "white", "blur", "mean", "road")
-"""Named deletion fills (evaluation/fills.py): the ends of the value range, a blurred copy
-of the image, the image's mean, ROAD's noisy linear imputation; a number or one number
-per channel also works."""
+"""Named deletion fills (evaluation/fills.py, evaluation/road.py): the ends of the value
+range, a blurred copy of the image, the image's mean, ROAD's noisy linear imputation; a
+number or one number per channel also works."""
 
 ORDERS: tuple[str, ...] = ("morf", "lerf", "insertion")
 """Which pixels the deletion takes first (evaluation/rules.py)."""

@@ -6,14 +6,15 @@
     evaluator.py       AllegianceEvaluator: any explainer, chunked forward passes,
                        tf.distribute
     counts.py          the occluded items and the counts, a named record
-    fills.py           blur, mean and ROAD's noisy linear imputation (road_impute)
+    fills.py           the blur and mean fills
+    road.py            ROAD's noisy linear imputation (road_impute)
     result.py          AllegianceResult: curves, AUC, SRG per order, JSON
     sanity.py          model-randomisation and random-logit checks
 """
 
 from tf_signsal.evaluation.counts import DeletionCounts
 from tf_signsal.evaluation.evaluator import AllegianceEvaluator, Explainer
-from tf_signsal.evaluation.fills import blur_images, mean_images, road_impute
+from tf_signsal.evaluation.fills import blur_images, mean_images
 from tf_signsal.evaluation.pairs import (
     ALL_PAIRS,
     DELETION_METHODS,
@@ -29,6 +30,7 @@ from tf_signsal.evaluation.pairs import (
 )
 from tf_signsal.evaluation.random_control import random_maps
 from tf_signsal.evaluation.result import AllegianceResult, trapezoid_auc
+from tf_signsal.evaluation.road import road_impute
 from tf_signsal.evaluation.rules import ORDERS, deletion_masks
 from tf_signsal.evaluation.sanity import (
     RandomizationResult,

@@ -29,7 +29,7 @@ import tensorflow as tf
 from tf_signsal import _checks
 from tf_signsal.attributions import Attribution
 from tf_signsal.evaluation.counts import DeletionCounts, OccludedItems
-from tf_signsal.evaluation.fills import blur_images, mean_images, road_occlude
+from tf_signsal.evaluation.fills import blur_images, mean_images
 from tf_signsal.evaluation.pairs import (
     DELETION_METHODS,
     PAPER_FRACTIONS,
@@ -41,6 +41,7 @@ from tf_signsal.evaluation.pairs import (
 )
 from tf_signsal.evaluation.random_control import random_maps
 from tf_signsal.evaluation.result import AllegianceResult
+from tf_signsal.evaluation.road import road_occlude
 from tf_signsal.evaluation.rules import (
     ORDERS,
     ascending_ranks,
