@@ -351,3 +351,20 @@ def test_dataset_of_several_image_sizes_is_refused(rng):
     large = tf.data.Dataset.from_tensor_slices(rng.random((2, 10, 10, 3), dtype=np.float32))
     with pytest.raises(ValueError, match="share one image size"):
         SignedSaliency(model).explain(small.batch(2).concatenate(large.batch(2)))
+
+
+def test_steps_bound_a_repeating_dataset_and_unknown_lengths_warn(model, images):
+    saliency = SignedSaliency(model)
+    repeating = tf.data.Dataset.from_tensor_slices(images[:4]).batch(2).repeat()
+    bounded = saliency.explain(repeating, steps=3)  # 6 images: the 4, then the first 2
+    expected = saliency.explain(np.concatenate([images[:4], images[:2]]))
+    for method in METHODS:
+        np.testing.assert_allclose(bounded[method], expected[method], atol=1e-6)
+    unknown = tf.data.Dataset.from_tensor_slices(images).filter(lambda x: True).batch(2)
+    with pytest.warns(UserWarning, match="steps=") as caught:
+        saliency.explain(unknown)
+    assert caught[0].filename == __file__  # the warning points at the user's call
+    with pytest.raises(ValueError, match="`steps`"):
+        saliency.explain(images, steps=2)
+    with pytest.raises(ValueError, match="`steps`"):
+        saliency.explain(repeating, steps=0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -254,6 +255,34 @@ def finite_dataset(dataset: tf.data.Dataset, name: str) -> tf.data.Dataset:
             f"`.repeat()`): pass a finite part, e.g. `{name}.take(number_of_batches)`"
         )
     return dataset
+
+
+def bounded_dataset(data: Any, steps: Any, name: str, what: str, stacklevel: int) -> Any:
+    """`data` cut to its first `steps` batches (Keras's `steps=`), the way to bound a
+    dataset that repeats; without `steps`, a dataset whose length TensorFlow cannot tell
+    (e.g. after `filter`) gets a warning, and an endless one is refused. `what` names the
+    work in the messages ("explain", "evaluate"); `stacklevel` points the warning at the
+    user's call."""
+    import tensorflow as tf
+
+    if steps is not None:
+        steps = positive_int("steps", steps)
+        if not isinstance(data, tf.data.Dataset):
+            raise ValueError(
+                f"`steps` bounds a tf.data.Dataset; `{name}` is {type(data).__name__}, "
+                "which is used whole: leave steps=None"
+            )
+        return data.take(steps)
+    if isinstance(data, tf.data.Dataset):
+        finite_dataset(data, name)
+        if int(data.cardinality()) == int(tf.data.UNKNOWN_CARDINALITY):
+            warnings.warn(
+                f"tf_signsal: TensorFlow cannot tell whether `{name}` ends (unknown "
+                "cardinality, e.g. after filter()); it is read to its end. If it repeats, "
+                f"pass steps=, the number of batches to {what}.",
+                stacklevel=stacklevel,
+            )
+    return data
 
 
 def bool_masks(masks: Any, images: tf.Tensor, name: str = "masks") -> tf.Tensor:

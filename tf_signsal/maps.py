@@ -189,6 +189,7 @@ class SignedSaliency:
         methods: Sequence[str] = METHODS,
         normalize: bool = True,
         batch_size: int | None = None,
+        steps: int | None = None,
     ) -> dict[str, tf.Tensor]:
         """Compute the requested maps.
 
@@ -208,11 +209,15 @@ class SignedSaliency:
                 float rounding by which the model's own outputs vary with the batch
                 size, about 1e-7).
                 A dataset's own batches are used as they come.
+            steps: explain at most this many batches of a dataset (as Keras's
+                `model.predict(steps=...)`): the way to bound a dataset that repeats.
+                A dataset whose length TensorFlow cannot tell (e.g. after `filter`) is
+                read to its end, with a warning, unless `steps` is given.
 
         Returns:
             dict method -> float32 tensor (B, H, W).
         """
-        return self.explain_with_logits(images, targets, methods, normalize, batch_size)[0]
+        return self.explain_with_logits(images, targets, methods, normalize, batch_size, steps)[0]
 
     def explain_with_logits(
         self,
@@ -221,9 +226,10 @@ class SignedSaliency:
         methods: Sequence[str] = METHODS,
         normalize: bool = True,
         batch_size: int | None = None,
+        steps: int | None = None,
     ) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
         """Like `explain`, and also return the logits (B, C) of the intact images."""
-        explanation = self.explain_checked(images, targets, methods, normalize, batch_size)
+        explanation = self.explain_checked(images, targets, methods, normalize, batch_size, steps)
         return explanation.maps, explanation.logits
 
     def explain_checked(
@@ -233,6 +239,7 @@ class SignedSaliency:
         methods: Sequence[str] = METHODS,
         normalize: bool = True,
         batch_size: int | None = None,
+        steps: int | None = None,
     ) -> Explanation:
         """Like `explain`, returning an `Explanation(maps, logits, targets)`: also the
         logits (B, C) of the intact images and the explained class of each image."""
@@ -240,13 +247,14 @@ class SignedSaliency:
         normalize = _checks.boolean("normalize", normalize)
         if batch_size is not None:
             batch_size = _checks.positive_int("batch_size", batch_size)
+        # The warning points at the user's call of `explain`, two calls up.
+        images = _checks.bounded_dataset(images, steps, "images", "explain", stacklevel=5)
         if isinstance(images, tf.data.Dataset):
             if targets is not None:
                 raise ValueError(
                     "`targets` must be None when `images` is a tf.data.Dataset "
                     f"(the predicted classes are explained), received {type(targets).__name__}"
                 )
-            _checks.finite_dataset(images, "images")
             batches = (
                 (self._checked(e[0] if isinstance(e, (tuple, list)) else e), None) for e in images
             )
