@@ -92,6 +92,18 @@ def test_road_ill_conditioned(rng):
         np.testing.assert_allclose(result, reference_road(image, mask), rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize("scale", [1e-30, 1e-16, 1e20, 1e30])
+def test_road_any_pixel_scale(rng, scale):
+    """float32 inner sums of squares underflow at 1e-16 and overflow at 1e20 unscaled."""
+    masks = example_masks(rng, 8, 8)
+    images = rng.random((len(masks), 8, 8, 3), dtype=np.float32)
+    scaled = (images.astype(np.float64) * scale).astype(np.float32)
+    imputed = road_impute(scaled, masks, noise_std=0.0).numpy().astype(np.float64)
+    for image, mask, result in zip(scaled, masks, imputed):
+        np.testing.assert_allclose(result / scale, reference_road(image, mask) / scale,
+                                   rtol=0, atol=1e-4)
+
+
 def test_road_noise(rng):
     images = rng.random((3, 32, 32, 3), dtype=np.float32)  # the shape above: no new compile
     masks = rng.random((3, 32, 32)) < 0.9
@@ -159,6 +171,8 @@ def test_road_iterations(rng):
         ({"seed": 2**32}, ValueError, "seed"),
         ({"tolerance": 0.0}, ValueError, "tolerance"),
         ({"max_iterations": 0}, ValueError, "max_iterations"),
+        ({"max_iterations": 2**31}, ValueError, "max_iterations"),  # would wrap in int32
+        ({"noise_std": 1e39}, ValueError, "noise_std"),  # would be Inf in float32
     ],
 )
 def test_road_checks(kwargs, error, match):

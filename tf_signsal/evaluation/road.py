@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import tensorflow as tf
 
 from tf_signsal import _checks
@@ -26,6 +27,8 @@ ROAD_NEIGHBOURS: tuple[tuple[int, int, float], ...] = (
 )
 ROAD_TOLERANCE = 1e-6
 """Default `tolerance` of `road_impute`: relative residual of the conjugate gradients."""
+MAX_NOISE_STD = float(np.finfo(np.float32).max) / 8
+"""The largest noise standard deviation: |noise| <= 5.3 noise_std stays a float32."""
 
 
 def _stencil(x: tf.Tensor) -> tf.Tensor:
@@ -78,6 +81,12 @@ def _road(images, masks, noise_std, seed, tolerance, max_iterations):
     solvable = kept_count > 0  # (B, 1, 1, 1): an image with no kept pixel has no solution
     unknown = tf.where(solvable, deleted, tf.zeros_like(deleted))
     known = (1.0 - deleted) * tf.cast(images, tf.float64)
+    # The solution is linear in the kept values: solve for them scaled to max |kept| = 1
+    # per image and channel, so the float32 inner solves neither underflow (pixels of
+    # 1e-16) nor overflow (1e20) whatever the images' scale; scaled back at the end.
+    scale = tf.reduce_max(tf.abs(known), axis=(1, 2), keepdims=True)
+    scale = tf.where(scale > 0, scale, tf.ones_like(scale))
+    known /= scale
     degree = _stencil(tf.ones_like(deleted[:1]))  # (1, H, W, 1) in-image weight sums D_w
     inverse_degree = tf.math.divide_no_nan(tf.ones_like(degree), degree)  # Jacobi
     unknown32 = tf.cast(unknown, tf.float32)
@@ -138,7 +147,7 @@ def _road(images, masks, noise_std, seed, tolerance, max_iterations):
 
     _, iterations, x, _ = tf.while_loop(unfinished, refine, (0, 0, x, r))
     means = tf.reduce_mean(tf.cast(images, tf.float64), axis=(1, 2), keepdims=True)
-    imputed = tf.cast(tf.where(solvable, x, means), tf.float32)
+    imputed = tf.cast(tf.where(solvable, x * scale, means), tf.float32)
     imputed += noise_std * _road_noise(images, masks, seed)
     return tf.where(masks[..., None], imputed, images), iterations
 
@@ -158,6 +167,11 @@ def _solve(images, masks, noise_std, seed, tolerance, max_iterations):
         tf.constant(tolerance, tf.float64),
         tf.constant(max_iterations, tf.int32),
     )
+
+
+def check_noise_std(name: str, value: Any) -> float:
+    """`value` as ROAD's noise standard deviation: a number in [0, `MAX_NOISE_STD`]."""
+    return _checks.real(name, value, 0.0, maximum=MAX_NOISE_STD)
 
 
 def road_occlude(
@@ -200,7 +214,9 @@ def road_impute(
     from the mean of the kept pixels, with iterative refinement: float32 CG solves each
     correction to 1e-3 of its right-hand side, the residual is recomputed in float64,
     and at most 4 rounds run, until every system's residual (Jacobi-weighted norm) is
-    `tolerance` times that of its right-hand side or `max_iterations` is reached.
+    `tolerance` times that of its right-hand side or `max_iterations` is reached. The
+    kept values are scaled to max |value| = 1 per image and channel first (the solution
+    is linear in them), so images of any scale are solved equally well.
 
     No kept pixel: the image's 8-neighbour grid is connected, so a connected part of
     the deleted pixels with no kept neighbour is the whole image. An image with every
@@ -217,16 +233,16 @@ def road_impute(
     Args:
         images: float (B, H, W, ch) images.
         masks: bool (B, H, W), True where a pixel is deleted (all its channels).
-        noise_std: the standard deviation of the noise, >= 0 (ROAD's 0.01 by default;
-            0 gives the plain linear imputation).
+        noise_std: the standard deviation of the noise, in [0, `MAX_NOISE_STD`]
+            (ROAD's 0.01 by default; 0 gives the plain linear imputation).
         seed: integer in [0, 2**32), the noise's seed.
         tolerance: relative residual at which the conjugate gradients stop, > 0.
         max_iterations: cap on the conjugate-gradient iterations, all refinement
-            rounds together; None is `4 * (H + W) + 50`, above the worst cases measured
-            (two kept pixels, a corner and the centre: 145 iterations on 32x32, 296 on
-            64x64, 1053 on 224x224; masks of the paper's fractions on 32x32 CIFAR-10
-            images: <= 57 for random maps, <= 131 for smooth ones). When the cap is
-            reached, the current iterate is returned.
+            rounds together, in [1, 2**31 - 1]; None is `4 * (H + W) + 50`, above
+            the worst cases measured (two kept pixels, a corner and the centre: 145
+            iterations on 32x32, 296 on 64x64, 1053 on 224x224; masks of the paper's
+            fractions on 32x32 CIFAR-10 images: <= 57 for random maps, <= 131 for
+            smooth ones). When the cap is reached, the current iterate is returned.
         return_iterations: also return the number of iterations run (the maximum over
             the batch).
 
@@ -244,12 +260,13 @@ def road_impute(
     """
     images = _checks.as_image_batch(images)
     masks = _checks.bool_masks(masks, images)
-    noise_std = _checks.real("noise_std", noise_std, 0.0, strict=False)
+    noise_std = check_noise_std("noise_std", noise_std)
     seed = _checks.integer("seed", seed, minimum=0, maximum=2**32 - 1)
     tolerance = _checks.real("tolerance", tolerance, 0.0, strict=True)
     if max_iterations is None:
         max_iterations = _max_iterations(images.shape[1], images.shape[2])
-    max_iterations = _checks.positive_int("max_iterations", max_iterations)
+    # An int32 on the device: a larger cap would wrap around.
+    max_iterations = _checks.integer("max_iterations", max_iterations, 1, 2**31 - 1)
     imputed, iterations = _solve(images, masks, noise_std, seed, tolerance, max_iterations)
     if return_iterations:
         return imputed, int(iterations)
