@@ -249,6 +249,7 @@ def test_subclassed_model_without_config_is_refused(batch):
         ({"seed": -1}, ValueError, "seed"),
         ({"seed": 1.5}, TypeError, "seed"),
         ({"seed": True}, TypeError, "seed"),
+        ({"seed": 2**32}, ValueError, "seed"),
         ({"cascade": 1}, TypeError, "cascade"),
         ({"methods": ["gradcam"]}, ValueError, "methods"),
         ({"methods": []}, ValueError, "methods"),
@@ -318,3 +319,20 @@ def test_round_trip_json_summary_and_plot(cascading, tmp_path):
     assert [t.get_text() for t in ax.get_xticklabels()] == list(cascading.steps)
     assert len(ax.get_lines()) >= len(METHODS) + 1
     ax.figure.clear()
+
+
+def test_reading_the_command_lines_record_and_refusing_broken_ones(cascading):
+    data = cascading.to_dict()
+    # `tf-signsal sanity` writes the record under "randomization", beside the others.
+    assert RandomizationResult.from_dict({"randomization": data, "random_logit": {}}) == cascading
+    short = {**data, "spearman": {m: v[:-1] for m, v in data["spearman"].items()}}
+    broken = [
+        ({k: v for k, v in data.items() if k != "layers"}, r"missing \['layers'\]"),
+        ([1, 2], "missing"),
+        (short, "one value per step"),
+        ({**data, "targets": data["targets"][:-1]}, "targets"),
+        ({**data, "spearman": [0.5]}, "not a RandomizationResult"),
+    ]
+    for record, match in broken:
+        with pytest.raises(ValueError, match=match):
+            RandomizationResult.from_dict(record)

@@ -194,18 +194,46 @@ class RandomizationResult:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RandomizationResult:
-        """Inverse of `to_dict`."""
-        return cls(
-            layers=tuple(str(name) for name in data["layers"]),
-            spearman={m: np.asarray(v, np.float64) for m, v in data["spearman"].items()},
-            spearman_signed=np.asarray(data["spearman_signed"], np.float64),
-            undefined={m: np.asarray(v, np.int64) for m, v in data["undefined"].items()},
-            undefined_signed=np.asarray(data["undefined_signed"], np.int64),
-            targets=np.asarray(data["targets"], np.int64),
-            cascade=bool(data["cascade"]),
-            seed=int(data["seed"]),
-            n_images=int(data["n_images"]),
-        )
+        """Inverse of `to_dict`; also reads the record of `tf-signsal sanity`'s
+        sanity.json (under "randomization")."""
+        if isinstance(data, dict) and "layers" not in data and "randomization" in data:
+            data = data["randomization"]
+        required = ("layers", "spearman", "spearman_signed", "undefined", "undefined_signed",
+                    "targets", "cascade", "seed", "n_images")
+        missing = [key for key in required if not isinstance(data, dict) or key not in data]
+        if missing:
+            raise ValueError(
+                f"not a RandomizationResult record (as `to_dict` writes): missing {missing}"
+            )
+        try:
+            result = cls(
+                layers=tuple(str(name) for name in data["layers"]),
+                spearman={m: np.asarray(v, np.float64) for m, v in data["spearman"].items()},
+                spearman_signed=np.asarray(data["spearman_signed"], np.float64),
+                undefined={m: np.asarray(v, np.int64) for m, v in data["undefined"].items()},
+                undefined_signed=np.asarray(data["undefined_signed"], np.int64),
+                targets=np.asarray(data["targets"], np.int64),
+                cascade=bool(data["cascade"]),
+                seed=int(data["seed"]),
+                n_images=int(data["n_images"]),
+            )
+        except (AttributeError, TypeError, ValueError) as error:
+            raise ValueError(f"not a RandomizationResult record: {error}") from None
+        steps = len(result.layers) + 1
+        series = {**result.spearman, **{f"undefined {m}": v for m, v in result.undefined.items()},
+                  "signed": result.spearman_signed, "undefined signed": result.undefined_signed}
+        wrong = sorted(name for name, values in series.items() if values.shape != (steps,))
+        if wrong or set(result.spearman) != set(result.undefined):
+            raise ValueError(
+                f"not a RandomizationResult record: {wrong or 'undefined'} must hold one value "
+                f"per step ({steps}: intact and {len(result.layers)} layers) for each method"
+            )
+        if result.targets.shape != (result.n_images,):
+            raise ValueError(
+                f"not a RandomizationResult record: {result.targets.shape[0]} targets for "
+                f"{result.n_images} images"
+            )
+        return result
 
     def save_json(self, path: str | os.PathLike) -> None:
         """Write `to_dict()` as JSON, atomically (a temporary file, then a rename)."""
@@ -391,7 +419,7 @@ def randomization_check(
         images: float images (B, H, W, ch), B >= 1.
         methods: any of `METHODS`.
         cascade: True for cascading randomisation, False for one layer at a time.
-        seed: a non-negative integer; the same seed gives the same result.
+        seed: an integer in [0, 2**32); the same seed gives the same result.
         targets: None to explain the intact model's predicted classes, or one
             class index per image.
 
@@ -405,7 +433,7 @@ def randomization_check(
     """
     images = _checked_images(model, images)
     methods = _checks.check_choices("methods", methods, METHODS)
-    seed = _checks.integer("seed", seed, minimum=0)
+    seed = _checks.integer("seed", seed, minimum=0, maximum=2**32 - 1)
     cascade = _checks.boolean("cascade", cascade)
 
     copy = _copy_model(model)
@@ -478,7 +506,7 @@ def random_logit_check(
         model: a Keras classifier with at least two outputs; not modified.
         images: float images (B, H, W, ch), B >= 1.
         methods: any of `METHODS`.
-        seed: a non-negative integer choosing the other classes.
+        seed: an integer in [0, 2**32) choosing the other classes.
 
     Returns:
         method -> the mean over images of the Spearman rank correlation of the
@@ -489,7 +517,7 @@ def random_logit_check(
     """
     images = _checked_images(model, images)
     methods = _checks.check_choices("methods", methods, METHODS)
-    seed = _checks.integer("seed", seed, minimum=0)
+    seed = _checks.integer("seed", seed, minimum=0, maximum=2**32 - 1)
     saliency = SignedSaliency(model)
     num_classes = saliency.num_classes(images)
     _checks.several_classes(
