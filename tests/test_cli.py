@@ -562,3 +562,127 @@ def test_sanity_writes_the_checks_of_a_seeded_subset(capsys, tmp_path, model_fil
         random_logit_check(model, chosen, methods=["positive", "active"], seed=0), abs=1e-12
     )
     assert "random-logit check" in stdout
+
+
+# ----------------------------------------------------------------------------- outputs and data
+
+
+@pytest.mark.parametrize("command, names", [("evaluate", ["results.json", "curves.png"]),
+                                            ("sanity", ["sanity.json", "randomization.png"])])
+def test_evaluate_and_sanity_replace_only_the_files_they_wrote(capsys, tmp_path, model_file,
+                                                               pictures, command, names):
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in names:
+        (out / name).write_text("the user's notes")
+    argv = [command, "--model", tmp_path / "absent.keras", "--data", pictures[0],
+            "--limit", "2", "--out", out]
+    status, _, err = _run(capsys, *argv)  # refused before the model is even looked for
+    _assert_one_line_error(
+        status, err, f"--out {out} holds {', '.join(names)}, which {command} did not write"
+    )
+    assert "choose another --out, or move or remove them" in err
+    assert sorted(p.name for p in out.iterdir()) == sorted(names)
+    assert all((out / name).read_text() == "the user's notes" for name in names)
+    # Its own files it replaces on a rerun; the user's others it leaves alone.
+    (out / names[1]).unlink()
+    (out / names[0]).rename(out / "notes.json")
+    argv[2] = model_file
+    for _ in range(2):
+        status, _, err = _run(capsys, *argv)
+        assert status == 0, err
+    assert read_json(out / f".tf-signsal-{command}.json") == {"command": command,
+                                                              "files": names}
+    assert (out / "notes.json").read_text() == "the user's notes"
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [f".tf-signsal-{command}.json", "notes.json", *names]
+    )
+
+
+def test_a_failed_write_leaves_no_partial_file(capsys, tmp_path, model_file, pictures,
+                                              monkeypatch):
+    from matplotlib.figure import Figure
+
+    out = tmp_path / "out"
+
+    def fail(*args, **kwargs):
+        raise OSError("disk full")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Figure, "savefig", fail)
+        status, _, err = _run(capsys, "evaluate", "--model", model_file, "--data",
+                              pictures[0], "--limit", "2", "--out", out)
+    _assert_one_line_error(status, err, "disk full")
+    # No temporary file; what was written is complete and listed, so a rerun replaces it.
+    assert sorted(p.name for p in out.iterdir()) == [".tf-signsal-evaluate.json",
+                                                     "results.json"]
+    assert read_json(out / "results.json")["n_images"] == 2
+    status, _, err = _run(capsys, "evaluate", "--model", model_file, "--data", pictures[0],
+                          "--limit", "2", "--out", out)
+    assert status == 0, err
+    assert (out / "curves.png").is_file()
+
+
+def test_out_inside_the_data_is_refused(capsys, tmp_path, pictures):
+    folder = pictures[0]
+    absent = tmp_path / "absent.keras"  # refused before the model is looked for
+    (tmp_path / "link").symlink_to(folder / "class_0")
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    for argv, fragment in [
+        (["evaluate", "--data", folder, "--out", folder],
+         f"--out {folder} is the --data folder {folder}"),
+        (["sanity", "--data", folder, "--out", folder / "class_1" / "runs"],
+         f"lies inside the --data folder {folder}"),
+        (["evaluate", "--data", folder, "--split", "class_0", "--out", tmp_path / "link" / "o"],
+         f"lies inside the --data folder {folder}"),
+        (["explain", "--images", folder / "class_0" / "p0.png", folder, "--out",
+          folder / "maps"], f"lies inside the --images folder {folder}"),
+        (["evaluate", "--data", "cifar10", "--data-dir", folder, "--out", folder / "o"],
+         f"lies inside the --data-dir folder {folder}"),
+    ]:
+        status, _, err = _run(capsys, argv[0], "--model", absent, *argv[1:])
+        _assert_one_line_error(status, err, fragment)
+        assert "choose an --out outside" in err
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+def test_a_dataset_folder_of_splits_is_refused(capsys, tmp_path, model_file, rng):
+    root = tmp_path / "cifar10"
+    for split in ("train", "test"):
+        for name in ("cat", "ship"):
+            _write_png(str(root / split / name / "0.png"),
+                       rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))
+    for command in ("evaluate", "sanity"):
+        status, _, err = _run(capsys, command, "--model", model_file, "--data", root,
+                              "--limit", "2", "--out", tmp_path / "o")
+        _assert_one_line_error(
+            status, err, f"--data {root} holds the splits test, train of a dataset"
+        )
+        assert f"pass one split: --data {root / 'test'} (or --split test)" in err
+        assert f"--data cifar10 --data-dir {root} --split test" in err
+        assert not (tmp_path / "o").exists()
+    # A split, named either way, is read as its classes.
+    for argv in (["--data", root / "test"], ["--data", root, "--split", "test"]):
+        status, stdout, err = _run(capsys, "evaluate", "--model", model_file, *argv,
+                                   "--out", tmp_path / "o")
+        assert status == 0, err
+        assert "evaluating 2 images: 1 per class" in stdout
+
+
+def test_an_unreadable_file_in_the_data_is_named(capsys, tmp_path, model_file, pictures):
+    folder = pictures[0]
+    junk = folder / "class_1" / "junk.png"
+    junk.write_bytes(b"junk")
+    for command in ("evaluate", "sanity"):
+        status, _, err = _run(capsys, command, "--model", model_file, "--data", folder,
+                              "--out", tmp_path / "o")
+        _assert_one_line_error(status, err, f"cannot read image {junk}: not a JPEG, PNG")
+    # A file that starts as a PNG but is not one is found only by decoding it, inside the
+    # pipeline: the message is TensorFlow's reason, without its op names.
+    junk.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(40))
+    for command in ("evaluate", "sanity"):
+        status, _, err = _run(capsys, command, "--model", model_file, "--data", folder,
+                              "--out", tmp_path / "o")
+        _assert_one_line_error(status, err, f"cannot read the data {folder}: Invalid PNG")
+        assert "{{" not in err and "[Op:" not in err and "[[" not in err
+    assert not (tmp_path / "o").exists()

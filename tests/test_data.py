@@ -468,3 +468,50 @@ def test_evaluation_data_from_tfds_mock():
         assert images.shape == (5, 32, 32, 3) and int(chosen.dataset.cardinality()) == 3
         assert sum(chosen.record["images_per_class"].values()) == 5
         assert labels.dtype == np.int64
+
+
+def test_a_dataset_folder_of_splits_is_not_read_as_classes(tmp_path, rng):
+    write_image_tree(str(tmp_path / "set"), "train", (8, 8), rng, per_class=1)
+    write_image_tree(str(tmp_path / "set"), "Val", (8, 8), rng, per_class=1)
+    (tmp_path / "set" / ".cache").mkdir()  # hidden folders aside
+    assert data.dataset_splits(tmp_path / "set") == ("Val", "train")
+    with pytest.raises(ValueError, match="holds the splits Val, train of a dataset .* not "
+                       "class folders: read one split, e.g. .*set/Val"):
+        data.folder_files(tmp_path / "set")
+    with pytest.raises(ValueError, match="holds the splits Val, train"):
+        data.evaluation_data(str(tmp_path / "set"), (8, 8, 3), 10)
+    assert data.evaluation_data(str(tmp_path / "set"), (8, 8, 3), 10, split="Val").labelled
+    # Class folders are not splits, even one named like a split; nor is a folder with
+    # another subfolder, or a split folder holding images directly.
+    assert data.dataset_splits(tmp_path / "set" / "train") == ()
+    (tmp_path / "set" / "train" / "test").mkdir()
+    assert data.dataset_splits(tmp_path / "set" / "train") == ()
+    (tmp_path / "set" / "extra").mkdir()
+    assert data.dataset_splits(tmp_path / "set") == ()
+    _write_png(str(tmp_path / "flat" / "test" / "0.png"), np.zeros((4, 4, 3), np.uint8))
+    assert data.dataset_splits(tmp_path / "flat") == ()
+
+
+def test_folder_files_names_a_file_that_is_not_an_image(tmp_path, rng):
+    folder, _ = _subset_tree(tmp_path, rng)
+    for content in (b"", b"junk", b"\x89PN"):
+        (folder / "cat" / "bad.jpg").write_bytes(content)
+        with pytest.raises(ValueError, match=f"cannot read image {folder / 'cat' / 'bad.jpg'}:"
+                           " not a JPEG, PNG, GIF, BMP, WebP or JPEG XL file"):
+            data.folder_files(folder)
+
+
+def test_the_signatures_are_those_tensorflow_decodes():
+    # Each signature passes, and tf.io.decode_image takes it for its format (it fails on
+    # the body, not with "Unknown image file format"); anything else it does not know.
+    signatures = [*data._DECODED_SIGNATURES, b"RIFF\0\0\0\0WEBP"]
+    for signature in signatures:
+        header = signature + bytes(40)
+        assert data._decoded_format(header)
+        with pytest.raises(tf.errors.InvalidArgumentError) as error:
+            tf.io.decode_image(header)
+        assert "Unknown image file format" not in str(error.value), signature
+    for header in (b"junk" + bytes(40), b"RIFF\0\0\0\0WAVE" + bytes(40), b"\xff\xd8"):
+        assert not data._decoded_format(header)
+        with pytest.raises(tf.errors.InvalidArgumentError, match="Unknown image file format"):
+            tf.io.decode_image(header)

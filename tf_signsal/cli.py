@@ -3,7 +3,10 @@
 Bad usage exits with status 2 and argparse's message; a problem with the
 inputs (a missing file, a model that is not a classifier, an unreadable image,
 an --out that cannot be written) exits with status 1 and one line on stderr,
-with the traceback only under `--debug`. Every --out is checked before any work.
+with the traceback only under `--debug`. Every --out is checked before any work: explain,
+evaluate and sanity replace only the files they listed in their manifest there
+(`manifest_name`), and refuse an --out holding another file of a name they write, or lying
+in their input folder (--images, --data, --data-dir).
 
 The parser is built from `tf_signsal.vocabulary` alone, so `tf-signsal --help`
 answers without importing TensorFlow; each command imports what it uses. Unless
@@ -35,9 +38,24 @@ PROG = "tf-signsal"
 _ROWS_PER_GRID = 8
 _RIVAL_METHODS = ("active", "inactive")
 
-EXPLAIN_MANIFEST = ".tf-signsal-explain.json"
+_OUTPUTS = {
+    "explain": re.compile(r"(maps|overlays)(_\d{3,})?\.(png|npz)"),
+    "evaluate": re.compile(r"results\.json|curves\.png"),
+    "sanity": re.compile(r"sanity\.json|randomization\.png"),
+}
+"""The names each command may write in its --out (a manifest naming others is not obeyed)."""
+_EVALUATE_OUTPUTS = ("results.json", "curves.png")
+_SANITY_OUTPUTS = ("sanity.json", "randomization.png")
+
+
+def manifest_name(command: str) -> str:
+    """The file in which `command` lists the files it wrote in its --out: the only files a
+    later run of it replaces or removes there."""
+    return f".tf-signsal-{command}.json"
+
+
+EXPLAIN_MANIFEST = manifest_name("explain")
 """The list of the files `explain` wrote in its --out (the only files it ever replaces)."""
-_EXPLAIN_OUTPUT = re.compile(r"(maps|overlays)(_\d{3,})?\.(png|npz)")
 
 
 class CommandError(Exception):
@@ -253,48 +271,90 @@ def _explain_outputs(count: int) -> list[str]:
     return names
 
 
-def _earlier_outputs(out: str) -> list[str]:
-    """The files an earlier explain wrote in `out` (its manifest), that still are files."""
-    path = os.path.join(out, EXPLAIN_MANIFEST)
+def _earlier_outputs(out: str, command: str) -> list[str]:
+    """The files an earlier run of `command` wrote in `out` (its manifest), that still are
+    files."""
+    path = os.path.join(out, manifest_name(command))
     if not os.path.lexists(path):
         return []
     try:
         record = read_json(path)
         names = record["files"]
     except (OSError, ValueError, KeyError, TypeError) as error:
-        raise CommandError(f"cannot read {path} (explain's list of its files): "
+        raise CommandError(f"cannot read {path} ({command}'s list of its files): "
                            f"{_one_line(error)}") from error
     return [
-        name for name in names if isinstance(name, str) and _EXPLAIN_OUTPUT.fullmatch(name)
+        name for name in names if isinstance(name, str) and _OUTPUTS[command].fullmatch(name)
         and os.path.isfile(os.path.join(out, name))
         and not os.path.islink(os.path.join(out, name))
     ]
 
 
-def _check_explain_out(out: str, names: Sequence[str]) -> list[str]:
-    """Refuse an --out holding a file of `names` that no earlier explain wrote; return the
-    earlier explain's files."""
-    earlier = _earlier_outputs(out)
+def _check_outputs(out: str, command: str, names: Sequence[str]) -> list[str]:
+    """Refuse, before any work, an --out holding a file of `names` that no earlier run of
+    `command` wrote; return the earlier run's files."""
+    earlier = _earlier_outputs(out, command)
     foreign = [
         name for name in names
         if os.path.lexists(os.path.join(out, name)) and name not in earlier
     ]
     if foreign:
         raise CommandError(
-            f"--out {out} holds {', '.join(foreign)}, which explain did not write there "
-            f"(they are not in {EXPLAIN_MANIFEST}): choose another --out, or move them"
+            f"--out {out} holds {', '.join(foreign)}, which {command} did not write there "
+            f"(not in {manifest_name(command)}) and will not replace: choose another --out, "
+            "or move or remove them"
         )
     return earlier
 
 
+def _write_outputs(
+    out: str, command: str, names: Sequence[str], earlier: Sequence[str], write: Callable[[], Any]
+) -> tuple[Any, list[str]]:
+    """Write the files `names` of `command` in `out` with `write()` (each atomically), and
+    remove the files of the earlier run (`earlier`, from `_check_outputs`) not rewritten.
+
+    The manifest first lists both runs' files, so that a run stopped half-way leaves no file
+    of its own unlisted; once written, it lists `names` alone. Returns what `write` returns
+    and the names removed.
+    """
+    os.makedirs(out, exist_ok=True)
+    manifest = os.path.join(out, manifest_name(command))
+    write_json(manifest, {"command": command, "files": sorted({*earlier, *names})})
+    result = write()
+    stale = sorted(set(earlier) - set(names))
+    for name in stale:
+        os.remove(os.path.join(out, name))
+    write_json(manifest, {"command": command, "files": list(names)})
+    return result, stale
+
+
+def _check_out_outside(out: str, folders: Sequence[tuple[str, str]]) -> None:
+    """Refuse, before any work, an --out that is one of the input `folders` ((option,
+    folder) pairs) or lies inside one, symbolic links resolved: what a run writes there
+    would be read as input by the next run."""
+    where = os.path.realpath(out)
+    for option, folder in folders:
+        if not os.path.isdir(folder):
+            continue
+        inside = os.path.realpath(folder)
+        if os.path.commonpath([where, inside]) == inside:
+            relation = "is" if where == inside else "lies inside"
+            raise CommandError(
+                f"--out {out} {relation} the {option} folder {folder}: what tf-signsal "
+                f"writes there would be read as images by the next run; choose an --out "
+                f"outside {folder}"
+            )
+
+
 def _run_explain(args: argparse.Namespace) -> None:
     _check_out(args.out)
+    _check_out_outside(args.out, [("--images", path) for path in args.images])
     from tf_signsal import data
 
     with _reading(), _telling_skipped():
         files = data.image_files(args.images)
     names = _explain_outputs(len(files))
-    earlier = _check_explain_out(args.out, names)
+    earlier = _check_outputs(args.out, "explain", names)
     model, shape, num_classes = _load_model(args.model)
     class_names = _class_names(args, num_classes)
     methods = args.methods
@@ -319,22 +379,15 @@ def _run_explain(args: argparse.Namespace) -> None:
     explanation = SignedSaliency(model, attribution=args.attribution).explain_checked(
         images, targets, methods, batch_size=args.batch_size
     )
-    os.makedirs(args.out, exist_ok=True)
-    manifest = os.path.join(args.out, EXPLAIN_MANIFEST)
-    # The list first holds both runs' files, so that a run stopped half-way leaves no
-    # file of its own unlisted; the earlier run's files not rewritten go last.
-    write_json(manifest, {"command": "explain", "files": sorted({*earlier, *names})})
-    written, predictions = _write_explanation(
-        args.out, files, images, explanation, targets is not None, class_names
+    (written, predictions), stale = _write_outputs(
+        args.out, "explain", names, earlier, lambda: _write_explanation(
+            args.out, files, images, explanation, targets is not None, class_names
+        ),
     )
-    for name in sorted(set(earlier) - set(names)):
-        os.remove(os.path.join(args.out, name))
-    write_json(manifest, {"command": "explain", "files": names})
     print(f"explained {len(files)} images ({', '.join(methods)}):")
     for file, (index, name) in zip(files, predictions):
         print(f"  {file}: predicted {name} ({index})" if name else f"  {file}: predicted {index}")
     print("wrote:\n" + "\n".join(f"  {path}" for path in written))
-    stale = sorted(set(earlier) - set(names))
     if stale:
         print(f"removed the earlier explain's {', '.join(stale)}")
 
@@ -418,16 +471,60 @@ def evaluation_pairs(kind: str, fills: Sequence[Any]) -> list[tuple[str, Any]]:
     return [(m, f) for f in fills for m in METHODS] + [(RANDOM_METHOD, f) for f in fills]
 
 
-def _run_evaluate(args: argparse.Namespace) -> None:
-    _check_out(args.out)
-    if args.data not in DATASETS:
-        folder = args.data if args.split is None else os.path.join(args.data, args.split)
-        if not os.path.isdir(folder):
-            raise CommandError(
-                f"--data must be cifar10, imagenette or an image folder; {folder} is not a folder"
-            )
+def _check_data(args: argparse.Namespace) -> None:
+    """Refuse, before any work, the --data of evaluate or sanity that is neither a dataset
+    nor a folder, or a dataset's folder of splits (which would be read as one class per
+    split), and an --out inside the data."""
+    from tf_signsal import data
+
+    if args.data in DATASETS:
+        if args.data_dir is not None:
+            _check_out_outside(args.out, [("--data-dir", args.data_dir)])
+        return
+    folder = args.data if args.split is None else os.path.join(args.data, args.split)
+    if not os.path.isdir(folder):
+        raise CommandError(
+            f"--data must be cifar10, imagenette or an image folder; {folder} is not a folder"
+        )
+    _check_out_outside(args.out, [("--data", args.data)])
+    splits = data.dataset_splits(folder)
+    if splits:
+        split = splits[0]
+        advice = f"pass one split: --data {os.path.join(folder, split)}"
+        if args.split is None:
+            advice += f" (or --split {split})"
+        name = os.path.basename(os.path.realpath(folder))
+        if name in DATASETS:
+            advice += f", or the dataset: --data {name} --data-dir {folder} --split {split}"
+        raise CommandError(
+            f"--data {folder} holds the splits {', '.join(splits)} of a dataset (each a folder "
+            f"of class folders), not class folders: {advice}"
+        )
+
+
+# What TensorFlow adds to an op's error: the function it ran in, then the node or op.
+_TF_FUNCTION = re.compile(r"\{\{function_node [^}]*\}\}")
+_TF_NODE = re.compile(r"\[\[|\[Op:")
+
+
+@contextlib.contextmanager
+def _decoding(source: str) -> Iterator[None]:
+    """Report an error TensorFlow meets while reading the images of `source` (e.g. a file
+    it cannot decode) as a CommandError, less TensorFlow's op names."""
     import tensorflow as tf
 
+    try:
+        yield
+    except tf.errors.OpError as error:
+        text = _TF_FUNCTION.sub("", _one_line(error))
+        reason = _TF_NODE.split(text, maxsplit=1)[0].strip() or type(error).__name__
+        raise CommandError(f"cannot read the data {source}: {reason}") from error
+
+
+def _run_evaluate(args: argparse.Namespace) -> None:
+    _check_out(args.out)
+    _check_data(args)
+    earlier = _check_outputs(args.out, "evaluate", _EVALUATE_OUTPUTS)
     from tf_signsal import data, plotting, report
     from tf_signsal.evaluation import AllegianceEvaluator, pair_name
 
@@ -450,15 +547,11 @@ def _run_evaluate(args: argparse.Namespace) -> None:
         )
     print(chosen.description)
     started = time.perf_counter()
-    try:
+    with _decoding(args.data):  # an image file met while reading that cannot be decoded
         result = evaluator.evaluate(chosen.dataset, verbose=1, num_images=chosen.num_images)
-    except tf.errors.OpError as error:  # an unreadable image file met while reading
-        raise CommandError(f"cannot read the data {args.data}: {_one_line(error)}") from error
     seconds = time.perf_counter() - started
     print()  # ends the progress bar's line
-    os.makedirs(args.out, exist_ok=True)
-    json_path = os.path.join(args.out, "results.json")
-    curves_path = os.path.join(args.out, "curves.png")
+    json_path, curves_path = (os.path.join(args.out, name) for name in _EVALUATE_OUTPUTS)
     record = result.to_dict()
     record["data"] = chosen.record
     record["run"] = {
@@ -475,14 +568,18 @@ def _run_evaluate(args: argparse.Namespace) -> None:
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "seconds": seconds,
     }
-    write_json(json_path, record)
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(6.5, 4.5))
     name = os.path.basename(os.path.normpath(args.data))
     plotting.plot_allegiance(result, figure.subplots(), title=f"{name}, {result.n_images} images")
     figure.tight_layout()
-    plotting.save_figure(figure, curves_path)
+
+    def write() -> None:
+        write_json(json_path, record)
+        plotting.save_figure(figure, curves_path)
+
+    _write_outputs(args.out, "evaluate", _EVALUATE_OUTPUTS, earlier, write)
     print(result.summary())
     if not chosen.labelled:
         print(f"accuracy not measured: the images have no labels ({chosen.record['labels']})")
@@ -494,13 +591,15 @@ def _run_evaluate(args: argparse.Namespace) -> None:
 
 def _run_sanity(args: argparse.Namespace) -> None:
     _check_out(args.out)
+    _check_data(args)
+    earlier = _check_outputs(args.out, "sanity", _SANITY_OUTPUTS)
     import numpy as np
 
     from tf_signsal import data, plotting, report
     from tf_signsal.evaluation import random_logit_check, randomization_check
 
     model, shape, num_classes = _load_model(args.model)
-    with _reading(RuntimeError), _telling_skipped():
+    with _reading(RuntimeError), _telling_skipped(), _decoding(args.data):
         chosen = data.evaluation_data(
             args.data, shape, num_classes, split=args.split, data_dir=args.data_dir,
             limit=args.limit, seed=args.seed, batch_size=args.limit,
@@ -515,10 +614,8 @@ def _run_sanity(args: argparse.Namespace) -> None:
             model, images, methods=args.methods, cascade=not args.independent, seed=args.seed
         )
         logit = random_logit_check(model, images, methods=args.methods, seed=args.seed)
-    os.makedirs(args.out, exist_ok=True)
-    json_path = os.path.join(args.out, "sanity.json")
-    figure_path = os.path.join(args.out, "randomization.png")
-    write_json(json_path, {
+    json_path, figure_path = (os.path.join(args.out, name) for name in _SANITY_OUTPUTS)
+    record = {
         "randomization": check.to_dict(),
         "random_logit": logit,
         "data": chosen.record,
@@ -529,14 +626,19 @@ def _run_sanity(args: argparse.Namespace) -> None:
             "versions": report.versions(),
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         },
-    })
+    }
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(7, 4.5))
     kind = "one layer at a time" if args.independent else "cascading from the top"
     plotting.plot_randomization(check, figure.subplots(), title=f"randomisation, {kind}")
     figure.tight_layout()
-    plotting.save_figure(figure, figure_path)
+
+    def write() -> None:
+        write_json(json_path, record)
+        plotting.save_figure(figure, figure_path)
+
+    _write_outputs(args.out, "sanity", _SANITY_OUTPUTS, earlier, write)
     print(check.summary())
     print("random-logit check (rank correlation with a random other class's map): "
           + ", ".join(f"{method} {value:.3f}" for method, value in logit.items()))
@@ -618,6 +720,16 @@ _EXAMPLES = {
         "target=/models/signsal -e MODEL_NAME=signsal -t tensorflow/serving"
     ),
 }
+
+
+def _data_out_help(command: str, names: Sequence[str]) -> str:
+    """The --out help of evaluate and sanity."""
+    return (
+        f"output folder. {command} writes {' and '.join(names)} there, and lists them in "
+        f"{manifest_name(command)}; run again, it replaces them. It never replaces a file "
+        "it did not write: an --out holding such a file is refused, and so is an --out "
+        "inside the --data or --data-dir folder"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -702,7 +814,7 @@ def build_parser() -> argparse.ArgumentParser:
         f"and {EXPLAIN_MANIFEST} (the list of what it wrote) there; run again, it replaces "
         "the files it listed and removes the grids the new run does not rewrite. It never "
         "replaces or removes a file it did not write: an --out holding such a maps.npz or "
-        "maps_NNN.png is refused",
+        "maps_NNN.png is refused, and so is an --out inside an --images folder",
     )
     explain.add_argument(
         "--methods", nargs="+", choices=METHODS, default=None, metavar="METHOD",
@@ -745,7 +857,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed", type=_non_negative_int, default=0,
         help="seed of the --limit subset and of the random control (default: %(default)s)",
     )
-    evaluate.add_argument("--out", required=True, help="output folder")
+    evaluate.add_argument(
+        "--out", required=True, help=_data_out_help("evaluate", _EVALUATE_OUTPUTS)
+    )
     evaluate.add_argument(
         "--pairs", choices=("paper", "all"), default="paper",
         help="paper: the paper's six (method, fill) pairs of black and white, and the five "
@@ -786,7 +900,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--independent", action="store_true",
         help="randomise one layer at a time instead of cascading from the top",
     )
-    sanity.add_argument("--out", required=True, help="output folder")
+    sanity.add_argument("--out", required=True, help=_data_out_help("sanity", _SANITY_OUTPUTS))
     sanity.set_defaults(func=_run_sanity)
 
     export = command(

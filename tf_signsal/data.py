@@ -30,7 +30,8 @@ at most `MAX_IMAGE_BYTES` bytes and `MAX_IMAGE_PIXELS` pixels each, the pixels c
 the file's header before anything is decoded. `image_files` passes over such files with a
 `SkippedImageWarning` naming each; `read_images` refuses them.
 
-For the benchmark: `folder_files` lists a class-folder tree, `match_class_names` matches its
+For the benchmark: `folder_files` lists a class-folder tree (refusing a dataset's folder of
+splits, `dataset_splits`, and naming a file that is no image), `match_class_names` matches its
 folders to a model's classes by name (`read_class_names` reads one name per line),
 `balanced_subset` picks a seeded, class-balanced subset, `files_dataset` reads chosen files
 as a `tf.data` pipeline, and `evaluation_data` does all of it for the `evaluate` command.
@@ -64,6 +65,18 @@ MAX_IMAGE_BYTES = 50 * 2**20
 MAX_IMAGE_PIXELS = 40_000_000
 """The most pixels (height x width, from the file's header) of an image file read: 40
 megapixels, 480 MB as float32 RGB. Larger files are refused before they are decoded."""
+
+
+SPLIT_NAMES: tuple[str, ...] = ("test", "val", "validation", "valid", "train")
+"""Folder names taken for a dataset's splits by `dataset_splits` (the first is the one
+suggested to read)."""
+
+# The first bytes by which `tf.io.decode_image` tells the formats it decodes (JPEG, PNG,
+# GIF, BMP, JPEG XL as a codestream or in its container; WebP is RIFF....WEBP).
+_DECODED_SIGNATURES = (
+    b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF8", b"BM", b"\xff\x0a",
+    b"\x00\x00\x00\x0cJXL \r\n\x87\n",
+)
 
 
 class SkippedImageWarning(UserWarning):
@@ -353,13 +366,26 @@ def image_file_problem(path: str | os.PathLike) -> str | None:
         >>> image_file_problem("/dev/zero")
         'not a regular file (a character device)'
     """
+    return _header(os.fspath(path))[0]
+
+
+def _header(path: str) -> tuple[str | None, bytes | None]:
+    """(`image_file_problem(path)`, the file's first MiB): (reason, None) for a file refused,
+    (None, None) for one that cannot be read (reading it reports the error)."""
     try:
-        _checked_bytes(os.fspath(path), header_only=True)
+        return None, _checked_bytes(path, header_only=True)
     except _Refused as refused:
-        return str(refused)
+        return str(refused), None
     except OSError:
-        return None  # unreadable: reading it reports the error
-    return None
+        return None, None
+
+
+def _decoded_format(header: bytes) -> bool:
+    """Whether `header` (a file's first bytes) is that of a format `tf.io.decode_image`
+    decodes."""
+    return header.startswith(_DECODED_SIGNATURES) or (
+        header[:4] == b"RIFF" and header[8:12] == b"WEBP"
+    )
 
 
 class _Refused(ValueError):
@@ -599,7 +625,9 @@ def folder_files(folder: str | os.PathLike) -> FolderFiles:
 
     Raises:
         FileNotFoundError: `folder` is not a folder.
-        ValueError: it holds no image file.
+        ValueError: it holds no image file, it holds a file that is not an image by its
+            first bytes (the message names it), or it is a dataset's folder of splits
+            (`dataset_splits`), not of classes.
 
     Example:
         >>> listing = folder_files("photos/test")
@@ -608,6 +636,13 @@ def folder_files(folder: str | os.PathLike) -> FolderFiles:
     folder = os.fspath(folder)
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"`folder` must be a folder of images, {folder} is not a folder")
+    splits = dataset_splits(folder)
+    if splits:
+        raise ValueError(
+            f"{folder} holds the splits {', '.join(splits)} of a dataset (each a folder of "
+            f"class folders), not class folders: read one split, e.g. "
+            f"{os.path.join(folder, splits[0])}"
+        )
     classes = tuple(sorted(entry.name for entry in os.scandir(folder) if entry.is_dir()))
     found = (
         [(index, sorted(_walk_images(os.path.join(folder, c)))) for index, c in enumerate(classes)]
@@ -617,16 +652,53 @@ def folder_files(folder: str | os.PathLike) -> FolderFiles:
     paths, groups = [], []
     for index, files in found:
         for path in files:
-            problem = image_file_problem(path)
+            problem, header = _header(path)
             if problem is not None:
                 warnings.warn(f"skipped {path}: {problem}", SkippedImageWarning, stacklevel=2)
                 continue
+            if header is not None and not _decoded_format(header):
+                # Checked here, where the file is named: `files_dataset` decodes it inside
+                # a tf.data pipeline, whose error would not say which file it was.
+                raise ValueError(
+                    f"cannot read image {path}: not a JPEG, PNG, GIF, BMP, WebP or JPEG XL "
+                    "file (by its first bytes)"
+                )
             paths.append(path)
             groups.append(index)
     if not paths:
         where = f"{folder}/<class>/" if classes else f"{folder}/"
         raise ValueError(f"no image files ({', '.join(IMAGE_EXTENSIONS)}) in {where}")
     return FolderFiles(paths, np.array(groups, np.int64), classes)
+
+
+def dataset_splits(folder: str | os.PathLike) -> tuple[str, ...]:
+    """The split folders of a dataset's folder (`<folder>/<split>/<class>/<image>`), or ()
+    when `folder` is not one.
+
+    `folder` is taken to be a dataset's folder when its subfolders (hidden ones aside) are
+    all named as splits (`SPLIT_NAMES`, any case: train, test, val, ...) and each holds
+    subfolders, its classes: e.g. `cifar10/`, holding `train/` and `test/`. Read as a folder
+    of class folders, it would mix its splits, one class per split.
+
+    Returns:
+        The split folder names, in `SPLIT_NAMES` order (test first).
+
+    Example:
+        >>> dataset_splits("../shared/data/cifar10")
+        ('test', 'train')
+    """
+    folder = os.fspath(folder)
+    subfolders = [
+        entry.name for entry in os.scandir(folder)
+        if entry.is_dir() and not entry.name.startswith(".")
+    ]
+    if not subfolders or any(name.lower() not in SPLIT_NAMES for name in subfolders):
+        return ()
+    for name in subfolders:
+        with os.scandir(os.path.join(folder, name)) as entries:
+            if not any(entry.is_dir() for entry in entries):
+                return ()
+    return tuple(sorted(subfolders, key=lambda name: (SPLIT_NAMES.index(name.lower()), name)))
 
 
 def read_class_names(path: str | os.PathLike, num_classes: int | None = None) -> tuple[str, ...]:
@@ -860,8 +932,9 @@ def evaluation_data(
 
     Raises:
         FileNotFoundError: a folder `source` is not a folder.
-        ValueError: no image, a class folder not among `class_names`, or `class_names`
-            not of `num_classes` names.
+        ValueError: no image, a file that is not an image, a folder of a dataset's splits
+            rather than of classes (see `folder_files`), a class folder not among
+            `class_names`, or `class_names` not of `num_classes` names.
         RuntimeError: tensorflow-datasets cannot download the data.
 
     Example:
