@@ -562,3 +562,31 @@ def test_truncated_json_is_named(tmp_path):
     path.write_text('{"fractions": [0.0, 0.1')
     with pytest.raises(ValueError, match="not valid JSON"):
         AllegianceResult.load_json(path)
+
+
+def test_constant_and_image_fills_in_small_chunks_match_the_reference_loop(model, rng):
+    # Occluded images are gathered from one table of the batch's pixels, the constant
+    # fills' values and the blur/mean images: mix them, per channel too, in every order,
+    # one occluded image per chunk.
+    from tf_signsal.evaluation.fills import blur_images, mean_images
+
+    images = rng.random((5, 8, 8, 3), dtype=np.float32)
+    pairs = (("positive", "blur"), ("standard", (0.2, 0.4, 0.6)), ("active", "mean"),
+             ("negative", "white"), RANDOM_PAIR)
+    fractions = (0.0, 0.1, 0.5, 0.9)
+    image_fills = {
+        "blur": lambda x: blur_images(x[None], sigma=1.5).numpy()[0],
+        "mean": lambda x: mean_images(x[None]).numpy()[0],
+    }
+    maps = maps_for(model, images, pairs)
+    result = AllegianceEvaluator(
+        model, pairs=pairs, fractions=fractions, orders=("morf", "lerf", "insertion"),
+        blur_sigma=1.5, batch_size=3, memory_budget=1,
+    ).evaluate(images, verbose=0)
+    for order in result.orders:
+        curves, _, deleted, _ = reference_allegiance(
+            model, images, maps, pairs, fractions, order=order, image_fills=image_fills
+        )
+        for pair in pairs:
+            np.testing.assert_array_equal(result.order_curves[order][pair], curves[pair])
+            np.testing.assert_allclose(result.order_deleted[order][pair], deleted[pair])

@@ -7,8 +7,10 @@ own prediction on the intact image.
 
 How it is fast: one explainer pass per batch gives every map (and, for the
 package's own maps, the intact logits too); one sort per map gives the thresholds
-of all fractions; every occluded image of every (pair, fraction) goes through one
-compiled function in chunks sized by a memory budget, which returns counts only.
+of all fractions; every occluded image of every (order, pair, fraction) goes
+through one compiled function per order in chunks sized by a memory budget, which
+builds the images with one gather (from the batch's pixels and the fills' values)
+and returns counts only.
 Occluded images that lose no pixel (p = 0, or a map whose non-zero pixels are used
 up) are the intact image, so their prediction is the intact one and they are not
 run again.
@@ -163,19 +165,14 @@ class AllegianceEvaluator:
                 model, attribution=attribution, value_range=self.value_range
             )
         self.explainer: Explainer = self._saliency if explainer is None else explainer
-        # Distinct maps needed, and for each pair the index of its map and fill.
+        # Distinct maps and fills needed, and for each pair the index of its map.
         self._methods = tuple(dict.fromkeys(m for m, _ in self.pairs))
         self._fills = tuple(dict.fromkeys(f for _, f in self.pairs))
         self._pair_method = np.array([self._methods.index(m) for m, _ in self.pairs], np.int32)
-        self._pair_fill = np.array([self._fills.index(f) for _, f in self.pairs], np.int32)
-        self._pair_kind = np.array([fill_kind(f) for _, f in self.pairs])
-        # Each fill's row in the stacked blur/mean images (-1: not such a fill).
+        self._pair_road = np.array([fill_kind(f) == "road" for _, f in self.pairs])
+        # The blur/mean fills, whose values come as a full image per batch.
         self._image_fills = tuple(f for f in self._fills if fill_kind(f) == "image")
-        self._image_fill_row = np.array(
-            [self._image_fills.index(f) if f in self._image_fills else -1 for f in self._fills],
-            np.int32,
-        )
-        self._count_functions: dict[tuple[int, ...], Any] = {}
+        self._count_functions: dict[tuple, Any] = {}
 
     def _check_fill_values(self) -> None:
         low, high = self.value_range
@@ -336,57 +333,60 @@ class AllegianceEvaluator:
 
     # -- compute ---------------------------------------------------------------------
 
-    def _count_function(self, image_shape: tuple[int, ...], kind: str) -> Any:
-        # One trace per image shape and kind of fill: batch, chunk and map counts vary freely.
-        key = (*image_shape, kind)
+    def _count_function(self, image_shape: tuple[int, ...], order: str, road: bool) -> Any:
+        # One trace per image shape, order and kind of fill (ROAD's or a gathered one), so
+        # that no item branches on its order: batch, chunk and map counts vary freely.
+        key = (*image_shape, order, road)
         if key not in self._count_functions:
             height, width, channels = image_shape
             vector = tf.TensorSpec((None,), tf.int32)
             signature = [
                 tf.TensorSpec((None, height, width, channels), tf.float32),  # images
+                tf.TensorSpec((None, channels), tf.float32),  # fill table (see `_fill_table`)
+                vector,  # each pair's first fill row
+                vector,  # each pair's fill row step
                 tf.TensorSpec((None, None, height, width), tf.float32),  # maps (M, B, H, W)
                 tf.TensorSpec((None, None, None), tf.float32),  # thresholds (M, B, P)
-                tf.TensorSpec((None, channels), tf.float32),  # constant fill values
-                tf.TensorSpec((None, None, height, width, channels), tf.float32),  # blur/mean
                 tf.TensorSpec((None, None, height, width), tf.int32),  # LeRF ranks (M, B, H, W)
                 vector,  # intact predictions (B,)
                 vector,  # labels (B,), -1 without labels
                 OccludedItems(vector, vector, vector, vector),
             ]
             self._count_functions[key] = tf.function(
-                functools.partial(self._count_chunk, kind), input_signature=signature
+                functools.partial(self._count_chunk, order, road), input_signature=signature
             )
         return self._count_functions[key]
 
     def _count_chunk(
-        self, kind, images, maps, thresholds, fills, fill_images, ranks, intact, labels, items
+        self, order, road, images, table, first_row, row_step, maps, thresholds, ranks, intact,
+        labels, items,
     ):
         """Agreeing and correct predictions per (order, pair, fraction) for a chunk of
-        items whose fills are all of one `kind` (see `fill_kind`): two int64 (O * K * P,)
+        items of one `order`, all with ROAD's fill or none: two int64 (O * K * P,)
         vectors indexed by (order * K + pair) * P + fraction."""
+        height, width = images.shape[1:3]
         method = tf.gather(tf.constant(self._pair_method), items.pair)
-        fill = tf.gather(tf.constant(self._pair_fill), items.pair)
-        saliency = tf.gather_nd(maps, tf.stack([method, items.image], axis=1))  # (S, H, W)
-        v = tf.gather_nd(thresholds, tf.stack([method, items.image, items.fraction], axis=1))
-        mask = (saliency > v[:, None, None]) & (saliency != 0)  # MoRF
-        order = tf.gather(tf.constant(self.orders), items.order)[:, None, None]
-        if "insertion" in self.orders:
-            mask = tf.where(order == "insertion", ~mask, mask)
-        if "lerf" in self.orders:
-            rank = tf.gather_nd(ranks, tf.stack([method, items.image], axis=1))
-            counts = lerf_counts(self.fractions, images.shape[1] * images.shape[2])
-            count = tf.gather(tf.constant(counts), items.fraction)[:, None, None]
-            mask = tf.where(order == "lerf", rank < count, mask)
-        intact_images = tf.gather(images, items.image)
-        if kind == "road":
+        at = tf.stack([method, items.image], axis=1)
+        if order == "lerf":
+            counts = tf.constant(lerf_counts(self.fractions, height * width))
+            mask = tf.gather_nd(ranks, at) < tf.gather(counts, items.fraction)[:, None, None]
+        else:
+            saliency = tf.gather_nd(maps, at)  # (S, H, W)
+            v = tf.gather_nd(thresholds, tf.stack([method, items.image, items.fraction], axis=1))
+            mask = (saliency > v[:, None, None]) & (saliency != 0)  # MoRF
+            if order == "insertion":
+                mask = ~mask
+        if road:
+            intact_images = tf.gather(images, items.image)
             occluded = road_occlude(intact_images, mask, self.road_noise, self.seed)
         else:
-            if kind == "image":
-                row = tf.gather(tf.constant(self._image_fill_row), fill)
-                replacement = tf.gather_nd(fill_images, tf.stack([row, items.image], axis=1))
-            else:
-                replacement = tf.gather(fills, fill)[:, None, None, :]
-            occluded = tf.where(mask[..., None], replacement, intact_images)
+            # One gather of each pixel's row of `table`: on CPU, a select (tf.where)
+            # broadcasting the fill over pixels and channels takes ~1.5x as long.
+            pixels = tf.reshape(tf.range(height * width), (1, height, width))
+            pixel = items.image[:, None, None] * (height * width) + pixels  # (S, H, W)
+            first = tf.gather(first_row, items.pair)[:, None, None]
+            step = tf.gather(row_step, items.pair)[:, None, None]
+            occluded = tf.gather(table, tf.where(mask, first + step * pixel, pixel))
         predicted = tf.argmax(self._saliency.logits(occluded), axis=1, output_type=tf.int32)
         num_pairs, num_fractions = len(self.pairs), len(self.fractions)
         combo = (items.order * num_pairs + items.pair) * num_fractions + items.fraction
@@ -430,26 +430,27 @@ class AllegianceEvaluator:
         order, pair, image, fraction = (a.astype(np.int32) for a in np.nonzero(~kept))
         items = OccludedItems(order, image, pair, fraction)
         chunk = max(1, self.memory_budget // (num_pixels * channels * 4))
-        label_tensor = tf.constant(labels if labels is not None else np.full(size, -1, np.int32))
-        fills = tf.constant(fill_values(self._fills, self.value_range, channels))
-        fill_images = self._fill_images(images)
-        intact_tensor = tf.constant(intact)
-        item_kind = self._pair_kind[items.pair]
-        for kind in dict.fromkeys(item_kind):
-            # ROAD's solver holds about ten float64 copies of each occluded image.
-            step = chunk if kind != "road" else max(1, chunk // 10)
-            chosen = OccludedItems(*(c[item_kind == kind] for c in items))
-            count = self._count_function((height, width, channels), kind)
-            for start in range(0, len(chosen.image), step):
-                chunk_items = OccludedItems(
-                    *(tf.constant(c[start : start + step]) for c in chosen)
-                )
-                chunk_agree, chunk_correct = count(
-                    images, stacked, thresholds, fills, fill_images, ranks, intact_tensor,
-                    label_tensor, chunk_items,
-                )
-                agree += chunk_agree.numpy()
-                correct += chunk_correct.numpy()
+        batch = (
+            images, *self._fill_table(images), stacked, thresholds, ranks, tf.constant(intact),
+            tf.constant(labels if labels is not None else np.full(size, -1, np.int32)),
+        )
+        item_road = self._pair_road[items.pair]
+        for o, order_name in enumerate(self.orders):
+            for road in (False, True):
+                chosen = (items.order == o) & (item_road == road)
+                if not chosen.any():
+                    continue
+                # ROAD's solver holds about ten float64 copies of each occluded image.
+                step = chunk if not road else max(1, chunk // 10)
+                count = self._count_function((height, width, channels), order_name, road)
+                chosen_items = OccludedItems(*(c[chosen] for c in items))
+                for start in range(0, len(chosen_items.image), step):
+                    chunk_items = OccludedItems(
+                        *(tf.constant(c[start : start + step]) for c in chosen_items)
+                    )
+                    chunk_agree, chunk_correct = count(*batch, chunk_items)
+                    agree += chunk_agree.numpy()
+                    correct += chunk_correct.numpy()
         return DeletionCounts(
             images=np.int64(size),
             agree=agree.reshape(shape),
@@ -457,15 +458,39 @@ class AllegianceEvaluator:
             deleted=filled.sum(axis=2).astype(np.int64),
         )
 
-    def _fill_images(self, images: tf.Tensor) -> tf.Tensor:
-        """The blur and mean fills' images, (F, B, H, W, ch) (F = 0 without them)."""
-        if not self._image_fills:
-            return tf.zeros((0, *images.shape), tf.float32)
+    def _fill_table(self, images: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """The rows occluded pixels are gathered from, and each pair's first row and step.
+
+        The table (R, ch) holds the batch's B * H * W pixels, then one row per fill
+        (its constant value; unused for the others), then the B * H * W pixels of each
+        blur/mean fill image. Pixel i of the batch (in row-major order) is row i, and
+        filled by pair k it is row `first[k] + step[k] * i`: step 0 for a constant, 1 for
+        an image fill.
+        """
+        size, height, width, channels = images.shape
+        num_pixels = size * height * width
         made = {
             "blur": lambda: blur_images(images, self.blur_sigma),
             "mean": lambda: mean_images(images),
         }
-        return tf.stack([made[f]() for f in self._image_fills])
+        rows = [
+            tf.reshape(images, (-1, channels)),
+            tf.constant(fill_values(self._fills, self.value_range, channels)),
+            *(tf.reshape(made[f](), (-1, channels)) for f in self._image_fills),
+        ]
+        image_rows = num_pixels + len(self._fills)  # where the first fill image starts
+        if image_rows + len(self._image_fills) * num_pixels > np.iinfo(np.int32).max:
+            raise ValueError(
+                f"a batch of {size} images of {height}x{width} pixels, with its blur/mean fills, "
+                "has too many pixels for the evaluator's int32 indices: use smaller batches"
+            )
+        first = [
+            image_rows + self._image_fills.index(f) * num_pixels if f in self._image_fills
+            else num_pixels + self._fills.index(f)
+            for _, f in self.pairs
+        ]
+        step = [int(f in self._image_fills) for _, f in self.pairs]
+        return tf.concat(rows, axis=0), tf.constant(first, tf.int32), tf.constant(step, tf.int32)
 
     def _filled(self, order: str, morf: np.ndarray, num_pixels: int) -> np.ndarray:
         """(K, B, P) pixels each occluded image fills, from MoRF's deleted counts."""
