@@ -380,7 +380,7 @@ def test_json_with_nan_is_refused(model, images, tmp_path):
     with pytest.raises(ValueError, match="NaN"):
         AllegianceResult.load_json(path)
     result.curves[PAPER_PAIRS[0]][1] = np.nan  # a NaN never reaches a file
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="nan.json was not written: the record holds NaN"):
         result.save_json(tmp_path / "nan.json")
     assert not (tmp_path / "nan.json").exists()
 
@@ -476,6 +476,43 @@ def test_bad_orders(model, orders, error):
         AllegianceEvaluator(model, orders=orders)
 
 
+def test_an_order_given_as_a_string_is_named_whole(model):
+    with pytest.raises(ValueError, match=r"received \['lerf'\]"):
+        AllegianceEvaluator(model, orders="lerf")
+
+
+def test_huge_road_noise_and_blur_sigma_are_refused(model):
+    with pytest.raises(ValueError, match="`road_noise`"):
+        AllegianceEvaluator(model, road_noise=1e39)  # the noise would be Inf in float32
+    with pytest.raises(ValueError, match="`blur_sigma`"):
+        AllegianceEvaluator(model, blur_sigma=1e9)  # a kernel of 6e9 taps
+
+
+def test_broken_records_are_refused_with_a_message(model, images):
+    record = AllegianceEvaluator(model).evaluate(images, verbose=0).to_dict()
+    short = {**record, "fractions": record["fractions"][:-1]}
+    short.pop("orders")
+    with pytest.raises(ValueError, match="one value per fraction"):
+        AllegianceResult.from_dict(short)
+    with pytest.raises(ValueError, match="not an AllegianceResult"):
+        AllegianceResult.from_dict({**record, "curves": [1, 2], "orders": None})
+
+
+def test_a_one_channel_tuple_fill_keeps_its_key_through_json(rng, tmp_path):
+    keras.utils.set_random_seed(0)
+    grey = keras.Sequential([
+        keras.Input((8, 8, 1)), keras.layers.Conv2D(3, 3, activation="tanh"),
+        keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(3),
+    ])
+    pair = ("positive", (0.5,))
+    result = AllegianceEvaluator(grey, pairs=[pair]).evaluate(
+        rng.random((4, 8, 8, 1), dtype=np.float32), verbose=0
+    )
+    result.save_json(tmp_path / "grey.json")
+    loaded = AllegianceResult.load_json(tmp_path / "grey.json")
+    assert loaded.auc[pair] == result.auc[pair]
+
+
 def test_batches_of_several_image_sizes_are_refused(rng):
     model = any_size_model()
     small = tf.data.Dataset.from_tensor_slices(rng.random((2, 8, 8, 3), dtype=np.float32))
@@ -498,6 +535,8 @@ def test_unrelated_json_is_refused(tmp_path):
         ({"pairs": [("positive", 255)]}, "outside `value_range`"),
         ({"pairs": [("positive", (0.0, 2.0, 0.5))]}, "outside `value_range`"),
         ({"pairs": [("positive", "black"), ("positive", 0.0)]}, "same deletion"),
+        ({"pairs": [("positive", (0.0, 0.0, 0.0)), ("positive", "black")]}, "same deletion"),
+        ({"pairs": [("positive", 0.5), ("positive", (0.5, 0.5, 0.5))]}, "same deletion"),
         ({"pairs": [("a/b", "black")], "explainer": lambda x: {}}, "must not contain"),
     ],
 )
@@ -590,3 +629,10 @@ def test_constant_and_image_fills_in_small_chunks_match_the_reference_loop(model
         for pair in pairs:
             np.testing.assert_array_equal(result.order_curves[order][pair], curves[pair])
             np.testing.assert_allclose(result.order_deleted[order][pair], deleted[pair])
+
+
+def test_deletion_masks_refuse_nan_maps():
+    maps = np.zeros((1, 2, 2), np.float32)
+    maps[0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        deletion_masks(maps, (0.0, 0.5))

@@ -230,7 +230,8 @@ def test_mean_images(images):
 
 
 @pytest.mark.parametrize("sigma, error", [(0.0, ValueError), (-1.0, ValueError),
-                                          (float("inf"), ValueError), ("2", TypeError)])
+                                          (float("inf"), ValueError), ("2", TypeError),
+                                          (1e9, ValueError)])  # 6e9 taps: refused, not OOM
 def test_blur_checks(images, sigma, error):
     with pytest.raises(error, match="sigma"):
         blur_images(images, sigma)

@@ -43,7 +43,14 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> None:
 def write_json(path: str | os.PathLike, record: Any) -> None:
     """Write `record` as indented JSON, atomically. NaN and Inf are refused (ValueError):
     they are not JSON, and no number the package writes should be one."""
-    write_atomic(path, (json.dumps(record, indent=1, allow_nan=False) + "\n").encode())
+    try:
+        text = json.dumps(record, indent=1, allow_nan=False)
+    except ValueError:  # json's own message ("Out of range float values") names neither
+        raise ValueError(
+            f"{os.fspath(path)} was not written: the record holds NaN or Inf, which JSON "
+            "cannot hold"
+        ) from None
+    write_atomic(path, (text + "\n").encode())
 
 
 def read_json(path: str | os.PathLike) -> Any:

@@ -31,7 +31,7 @@ import tensorflow as tf
 from tf_signsal import _checks
 from tf_signsal.attributions import Attribution
 from tf_signsal.evaluation.counts import DeletionCounts, OccludedItems
-from tf_signsal.evaluation.fills import blur_images, mean_images
+from tf_signsal.evaluation.fills import blur_images, check_blur_sigma, mean_images
 from tf_signsal.evaluation.pairs import (
     DELETION_METHODS,
     PAPER_FRACTIONS,
@@ -43,7 +43,7 @@ from tf_signsal.evaluation.pairs import (
 )
 from tf_signsal.evaluation.random_control import random_maps
 from tf_signsal.evaluation.result import AllegianceResult
-from tf_signsal.evaluation.road import road_occlude
+from tf_signsal.evaluation.road import check_noise_std, road_occlude
 from tf_signsal.evaluation.rules import (
     ORDERS,
     ascending_ranks,
@@ -141,13 +141,13 @@ class AllegianceEvaluator:
         self.batch_size = _checks.positive_int("batch_size", batch_size)
         self.memory_budget = _checks.positive_int("memory_budget", memory_budget)
         self.seed = _checks.integer("seed", seed, minimum=0, maximum=2**32 - 1)
-        self.blur_sigma = _checks.positive_number("blur_sigma", blur_sigma)
-        self.road_noise = _checks.non_negative_number("road_noise", road_noise)
+        self.blur_sigma = check_blur_sigma("blur_sigma", blur_sigma)
+        self.road_noise = check_noise_std("road_noise", road_noise)
         self.orders = tuple(dict.fromkeys(_checks.check_choices("orders", orders, ORDERS)))
         if "morf" not in self.orders:
             raise ValueError(
                 f"`orders` must include \"morf\" (the paper's deletion, whose curves are "
-                f"`result.curves`), received {list(orders)}"
+                f"`result.curves`), received {list(self.orders)}"
             )
         if explainer is not None and not (
             isinstance(attribution, str) and attribution == "gradient"
@@ -187,7 +187,9 @@ class AllegianceEvaluator:
                     "never sees"
                 )
             value = {"black": low, "white": high}.get(fill, fill) if isinstance(fill, str) else fill
-            key = (method, value if isinstance(value, tuple) else (value,))
+            # One value for every channel, as a number or a tuple, is the same fill.
+            values = value if isinstance(value, tuple) else (value,)
+            key = (method, values[:1] if len(set(values)) == 1 else values)
             if key in resolved:
                 raise ValueError(
                     f"`pairs` {resolved[key]!r} and {(method, fill)!r} are the same deletion "

@@ -18,19 +18,28 @@ import tensorflow as tf
 
 from tf_signsal import _checks
 
+MAX_BLUR_SIGMA = 10_000.0
+"""The largest blur sigma in pixels (a kernel of 60,001 taps); a larger one would only
+exhaust memory: from 3 times an image's side on, its blur is its mean to float precision."""
+
+
+def check_blur_sigma(name: str, value: Any) -> float:
+    """`value` as a blur sigma: a number in (0, `MAX_BLUR_SIGMA`]."""
+    return _checks.real(name, value, 0.0, strict=True, maximum=MAX_BLUR_SIGMA)
+
 
 def gaussian_kernel(sigma: float) -> np.ndarray:
     """The 1-D kernel of `blur_images`: radius `ceil(3 * sigma)`, normalised weights.
 
     Args:
-        sigma: the standard deviation in pixels, > 0.
+        sigma: the standard deviation in pixels, in (0, `MAX_BLUR_SIGMA`].
 
     Returns:
         float64 array of length `2 * r + 1`, `r = math.ceil(3 * sigma)`, with
         `w[k + r] = exp(-k**2 / (2 * sigma**2)) / sum_j exp(-j**2 / (2 * sigma**2))` for
         `k, j` in `-r..r`.
     """
-    sigma = _checks.real("sigma", sigma, 0.0, strict=True)
+    sigma = check_blur_sigma("sigma", sigma)
     radius = math.ceil(3 * sigma)
     offsets = np.arange(-radius, radius + 1, dtype=np.float64)
     weights = np.exp(-(offsets**2) / (2 * sigma**2))

@@ -38,10 +38,11 @@ Pair = tuple[str, Fill]
 
 
 def pair_name(pair: Pair) -> str:
-    """The JSON name of a pair: "method/fill", e.g. "positive/black", "standard/0.5"."""
+    """The JSON name of a pair: "method/fill", e.g. "positive/black", "standard/0.5",
+    "standard/0.5,0.4,0.3"; a one-channel tuple keeps a trailing comma ("standard/0.5,")."""
     method, fill = pair
     if isinstance(fill, tuple):
-        return f"{method}/" + ",".join(repr(v) for v in fill)
+        return f"{method}/" + ",".join(repr(v) for v in fill) + ("," if len(fill) == 1 else "")
     return f"{method}/{fill!r}" if isinstance(fill, float) else f"{method}/{fill}"
 
 
@@ -50,7 +51,7 @@ def parse_pair(name: str) -> Pair:
     method, _, fill = name.partition("/")
     if fill in FILLS:
         return method, fill
-    values = tuple(float(v) for v in fill.split(","))
+    values = tuple(float(v) for v in fill.split(",") if v)
     return (method, values[0]) if "," not in fill else (method, values)
 
 

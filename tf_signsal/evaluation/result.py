@@ -156,15 +156,37 @@ class AllegianceResult:
             raise ValueError(
                 f"not an AllegianceResult record (as `to_dict` writes): missing {missing}"
             )
-        orders = data.get("orders") or {"morf": data}
-        has_accuracy = orders["morf"]["accuracy"] is not None
+        try:
+            orders = data.get("orders") or {"morf": data}
+            has_accuracy = orders["morf"]["accuracy"] is not None
+            fractions = np.asarray(data["fractions"], np.float64)
+            tables = {
+                "curves": {o: parsed(r["curves"]) for o, r in orders.items()},
+                "deleted": {o: parsed(r["deleted"]) for o, r in orders.items()},
+                "accuracy": {o: parsed(r["accuracy"]) for o, r in orders.items()}
+                if has_accuracy else {},
+            }
+            n_images = int(data["n_images"])
+        except (AttributeError, KeyError, TypeError, ValueError) as error:
+            raise ValueError(f"not an AllegianceResult record: {error!r}") from None
+        wrong = sorted(
+            f"{name} {order} {pair_name(pair)}"
+            for name, table in tables.items()
+            for order, series in table.items()
+            for pair, values in series.items()
+            if values.shape != fractions.shape
+        )
+        if fractions.ndim != 1 or wrong:
+            raise ValueError(
+                f"not an AllegianceResult record: {wrong[:3] or 'fractions'} must hold one "
+                f"value per fraction ({fractions.size})"
+            )
         return cls(
-            fractions=np.asarray(data["fractions"], np.float64),
-            n_images=int(data["n_images"]),
-            order_curves={o: parsed(r["curves"]) for o, r in orders.items()},
-            order_deleted={o: parsed(r["deleted"]) for o, r in orders.items()},
-            order_accuracy={o: parsed(r["accuracy"]) for o, r in orders.items()}
-            if has_accuracy else None,
+            fractions=fractions,
+            n_images=n_images,
+            order_curves=tables["curves"],
+            order_deleted=tables["deleted"],
+            order_accuracy=tables["accuracy"] if has_accuracy else None,
         )
 
     def save_json(self, path: str | os.PathLike) -> None:

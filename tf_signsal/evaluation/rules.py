@@ -101,6 +101,8 @@ def deletion_masks(
         raise ValueError(
             f"`maps` must have rank 3 (batch, height, width), received shape {tuple(maps.shape)}"
         )
+    if not bool(tf.reduce_all(tf.math.is_finite(maps))):  # NaN compares false: no order
+        raise ValueError("`maps` contains NaN or Inf values; every map value must be finite")
     num_pixels = maps.shape[1] * maps.shape[2]
     flat = tf.reshape(maps, (-1, num_pixels))
     if order == "lerf":
