@@ -399,16 +399,7 @@ def test_orders_match_numpy_reference(make_model, rng):
         orders=("morf", "lerf", "insertion"),
     ).evaluate((images, labels), verbose=0)
     assert result.orders == ("morf", "lerf", "insertion")
-    for order in result.orders:
-        curves, auc, deleted, accuracy = reference_allegiance(
-            model, images, maps, pairs, fractions, labels=labels, order=order
-        )
-        for pair in pairs:
-            np.testing.assert_array_equal(result.order_curves[order][pair], curves[pair])
-            np.testing.assert_array_equal(result.order_accuracy[order][pair], accuracy[pair])
-            np.testing.assert_allclose(result.order_deleted[order][pair], deleted[pair],
-                                       rtol=1e-12)
-            assert result.order_auc[order][pair] == pytest.approx(auc[pair], rel=1e-12)
+    assert_orders_match_reference(result, model, images, maps, pairs, fractions, labels=labels)
     for pair in pairs:  # MoRF stays result.curves, and SRG is LeRF minus MoRF
         np.testing.assert_array_equal(result.curves[pair], result.order_curves["morf"][pair])
         assert result.srg[pair] == result.order_auc["lerf"][pair] - result.auc[pair]
@@ -556,13 +547,24 @@ def test_a_list_is_images_and_a_tuple_is_images_and_labels(model, images):
     assert as_list == as_array
 
 
-def test_image_fills_match_the_reference_loop(model, rng):
+@pytest.mark.parametrize(
+    "pairs, options",
+    [
+        ((("positive", "blur"), ("negative", "mean"), ("active", "road"),
+          ("standard", "black"), RANDOM_PAIR), {"batch_size": 4}),
+        # Occluded images are gathered from one table of the batch's pixels, the constant
+        # fills' values and the blur/mean images: mix them, per channel too, one occluded
+        # image per chunk.
+        ((("positive", "blur"), ("standard", (0.2, 0.4, 0.6)), ("active", "mean"),
+          ("negative", "white"), RANDOM_PAIR), {"batch_size": 3, "memory_budget": 1}),
+    ],
+    ids=["with_road", "one_image_per_chunk"],
+)
+def test_image_fills_match_the_reference_loop(model, rng, pairs, options):
     from tf_signsal.evaluation.fills import blur_images, mean_images
     from tf_signsal.evaluation.road import road_impute
 
     images = rng.random((7, 8, 8, 3), dtype=np.float32)
-    pairs = (("positive", "blur"), ("negative", "mean"), ("active", "road"),
-             ("standard", "black"), RANDOM_PAIR)
     fractions = (0.0, 0.1, 0.5, 0.9)
     image_fills = {  # one image at a time, through the public fill functions
         "blur": lambda x: blur_images(x[None], sigma=1.5).numpy()[0],
@@ -572,15 +574,11 @@ def test_image_fills_match_the_reference_loop(model, rng):
     maps = maps_for(model, images, pairs, seed=3)
     result = AllegianceEvaluator(
         model, pairs=pairs, fractions=fractions, orders=("morf", "lerf", "insertion"),
-        blur_sigma=1.5, seed=3, batch_size=4,
+        blur_sigma=1.5, seed=3, **options,
     ).evaluate(images, verbose=0)
-    for order in result.orders:
-        curves, _, deleted, _ = reference_allegiance(
-            model, images, maps, pairs, fractions, order=order, image_fills=image_fills
-        )
-        for pair in pairs:
-            np.testing.assert_array_equal(result.order_curves[order][pair], curves[pair])
-            np.testing.assert_allclose(result.order_deleted[order][pair], deleted[pair])
+    assert_orders_match_reference(
+        result, model, images, maps, pairs, fractions, image_fills=image_fills
+    )
 
 
 def test_steps_bound_a_repeating_dataset_and_unknown_lengths_warn(model, images):
@@ -596,39 +594,30 @@ def test_steps_bound_a_repeating_dataset_and_unknown_lengths_warn(model, images)
         AllegianceEvaluator(model).evaluate(images, verbose=0, steps=2)
 
 
+def assert_orders_match_reference(
+    result, model, images, maps, pairs, fractions, labels=None, image_fills=None
+):
+    """Every order's curves (and accuracy, with labels) equal the numpy reference's; its
+    deleted shares and AUCs match to float rounding."""
+    for order in result.orders:
+        curves, auc, deleted, accuracy = reference_allegiance(
+            model, images, maps, pairs, fractions, labels=labels, order=order,
+            image_fills=image_fills,
+        )
+        for pair in pairs:
+            np.testing.assert_array_equal(result.order_curves[order][pair], curves[pair])
+            if labels is not None:
+                np.testing.assert_array_equal(result.order_accuracy[order][pair], accuracy[pair])
+            np.testing.assert_allclose(result.order_deleted[order][pair], deleted[pair],
+                                       rtol=1e-12)
+            assert result.order_auc[order][pair] == pytest.approx(auc[pair], rel=1e-12)
+
+
 def test_truncated_json_is_named(tmp_path):
     path = tmp_path / "cut.json"
     path.write_text('{"fractions": [0.0, 0.1')
     with pytest.raises(ValueError, match="not valid JSON"):
         AllegianceResult.load_json(path)
-
-
-def test_constant_and_image_fills_in_small_chunks_match_the_reference_loop(model, rng):
-    # Occluded images are gathered from one table of the batch's pixels, the constant
-    # fills' values and the blur/mean images: mix them, per channel too, in every order,
-    # one occluded image per chunk.
-    from tf_signsal.evaluation.fills import blur_images, mean_images
-
-    images = rng.random((5, 8, 8, 3), dtype=np.float32)
-    pairs = (("positive", "blur"), ("standard", (0.2, 0.4, 0.6)), ("active", "mean"),
-             ("negative", "white"), RANDOM_PAIR)
-    fractions = (0.0, 0.1, 0.5, 0.9)
-    image_fills = {
-        "blur": lambda x: blur_images(x[None], sigma=1.5).numpy()[0],
-        "mean": lambda x: mean_images(x[None]).numpy()[0],
-    }
-    maps = maps_for(model, images, pairs)
-    result = AllegianceEvaluator(
-        model, pairs=pairs, fractions=fractions, orders=("morf", "lerf", "insertion"),
-        blur_sigma=1.5, batch_size=3, memory_budget=1,
-    ).evaluate(images, verbose=0)
-    for order in result.orders:
-        curves, _, deleted, _ = reference_allegiance(
-            model, images, maps, pairs, fractions, order=order, image_fills=image_fills
-        )
-        for pair in pairs:
-            np.testing.assert_array_equal(result.order_curves[order][pair], curves[pair])
-            np.testing.assert_allclose(result.order_deleted[order][pair], deleted[pair])
 
 
 def test_deletion_masks_refuse_nan_maps():
