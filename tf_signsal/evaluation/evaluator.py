@@ -541,20 +541,7 @@ class AllegianceEvaluator:
                 f"`strategy` must be a tf.distribute.Strategy, received {type(strategy).__name__}"
             )
         verbose = _checks.integer("verbose", verbose, minimum=0, maximum=2)
-        if steps is not None:
-            steps = _checks.positive_int("steps", steps)
-            if not isinstance(data, tf.data.Dataset):
-                raise ValueError("`steps` bounds a tf.data.Dataset; arrays are evaluated whole")
-            data = data.take(steps)
-        elif isinstance(data, tf.data.Dataset) and int(data.cardinality()) == int(
-            tf.data.UNKNOWN_CARDINALITY
-        ):
-            warnings.warn(
-                "tf_signsal: TensorFlow cannot tell whether `data` ends (unknown "
-                "cardinality, e.g. after filter()); it is read to its end. If it repeats, "
-                "pass steps=, the number of batches to evaluate.",
-                stacklevel=2,
-            )
+        data = _checks.bounded_dataset(data, steps, "data", "evaluate", stacklevel=3)
         batches, total = self._batches(data)
         if total is None and num_images is not None:
             total = _checks.positive_int("num_images", num_images)
