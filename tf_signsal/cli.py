@@ -38,14 +38,15 @@ PROG = "tf-signsal"
 _ROWS_PER_GRID = 8
 _RIVAL_METHODS = ("active", "inactive")
 
-_OUTPUTS = {
-    "explain": re.compile(r"(maps|overlays)(_\d{3,})?\.(png|npz)"),
-    "evaluate": re.compile(r"results\.json|curves\.png"),
-    "sanity": re.compile(r"sanity\.json|randomization\.png"),
-}
-"""The names each command may write in its --out (a manifest naming others is not obeyed)."""
+# The record and the figure of evaluate and sanity.
 _EVALUATE_OUTPUTS = ("results.json", "curves.png")
 _SANITY_OUTPUTS = ("sanity.json", "randomization.png")
+_OUTPUTS = {
+    "explain": re.compile(r"(maps|overlays)(_\d{3,})?\.(png|npz)"),
+    "evaluate": re.compile("|".join(map(re.escape, _EVALUATE_OUTPUTS))),
+    "sanity": re.compile("|".join(map(re.escape, _SANITY_OUTPUTS))),
+}
+"""The names each command may write in its --out (a manifest naming others is not obeyed)."""
 
 
 def manifest_name(command: str) -> str:
@@ -328,6 +329,24 @@ def _write_outputs(
     return result, stale
 
 
+def _write_record_and_figure(
+    out: str, command: str, names: tuple[str, str], earlier: Sequence[str], record: Any,
+    figure: Any,
+) -> list[str]:
+    """Write `record` as JSON and `figure` as PNG under `names` in `out` (evaluate's and
+    sanity's outputs), through `_write_outputs`; return their paths."""
+    from tf_signsal import plotting
+
+    json_path, figure_path = (os.path.join(out, name) for name in names)
+
+    def write() -> None:
+        write_json(json_path, record)
+        plotting.save_figure(figure, figure_path)
+
+    _write_outputs(out, command, names, earlier, write)
+    return [json_path, figure_path]
+
+
 def _check_out_outside(out: str, folders: Sequence[tuple[str, str]]) -> None:
     """Refuse, before any work, an --out that is one of the input `folders` ((option,
     folder) pairs) or lies inside one, symbolic links resolved: what a run writes there
@@ -551,7 +570,6 @@ def _run_evaluate(args: argparse.Namespace) -> None:
         result = evaluator.evaluate(chosen.dataset, verbose=1, num_images=chosen.num_images)
     seconds = time.perf_counter() - started
     print()  # ends the progress bar's line
-    json_path, curves_path = (os.path.join(args.out, name) for name in _EVALUATE_OUTPUTS)
     record = result.to_dict()
     record["data"] = chosen.record
     record["run"] = {
@@ -574,16 +592,13 @@ def _run_evaluate(args: argparse.Namespace) -> None:
     name = os.path.basename(os.path.normpath(args.data))
     plotting.plot_allegiance(result, figure.subplots(), title=f"{name}, {result.n_images} images")
     figure.tight_layout()
-
-    def write() -> None:
-        write_json(json_path, record)
-        plotting.save_figure(figure, curves_path)
-
-    _write_outputs(args.out, "evaluate", _EVALUATE_OUTPUTS, earlier, write)
+    written = _write_record_and_figure(
+        args.out, "evaluate", _EVALUATE_OUTPUTS, earlier, record, figure
+    )
     print(result.summary())
     if not chosen.labelled:
         print(f"accuracy not measured: the images have no labels ({chosen.record['labels']})")
-    print(f"\nwrote {json_path}\n      {curves_path}")
+    print("\nwrote " + "\n      ".join(written))
 
 
 # ----------------------------------------------------------------------------- sanity
@@ -614,7 +629,6 @@ def _run_sanity(args: argparse.Namespace) -> None:
             model, images, methods=args.methods, cascade=not args.independent, seed=args.seed
         )
         logit = random_logit_check(model, images, methods=args.methods, seed=args.seed)
-    json_path, figure_path = (os.path.join(args.out, name) for name in _SANITY_OUTPUTS)
     record = {
         "randomization": check.to_dict(),
         "random_logit": logit,
@@ -633,16 +647,13 @@ def _run_sanity(args: argparse.Namespace) -> None:
     kind = "one layer at a time" if args.independent else "cascading from the top"
     plotting.plot_randomization(check, figure.subplots(), title=f"randomisation, {kind}")
     figure.tight_layout()
-
-    def write() -> None:
-        write_json(json_path, record)
-        plotting.save_figure(figure, figure_path)
-
-    _write_outputs(args.out, "sanity", _SANITY_OUTPUTS, earlier, write)
+    written = _write_record_and_figure(
+        args.out, "sanity", _SANITY_OUTPUTS, earlier, record, figure
+    )
     print(check.summary())
     print("random-logit check (rank correlation with a random other class's map): "
           + ", ".join(f"{method} {value:.3f}" for method, value in logit.items()))
-    print(f"\nwrote {json_path}\n      {figure_path}")
+    print("\nwrote " + "\n      ".join(written))
 
 
 # ----------------------------------------------------------------------------- export
