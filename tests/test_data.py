@@ -480,6 +480,8 @@ def test_a_dataset_folder_of_splits_is_not_read_as_classes(tmp_path, rng):
         data.folder_files(tmp_path / "set")
     with pytest.raises(ValueError, match="holds the splits Val, train"):
         data.evaluation_data(str(tmp_path / "set"), (8, 8, 3), 10)
+    with pytest.raises(ValueError, match="holds the splits Val, train"):
+        data.image_folder_dataset(tmp_path / "set", (8, 8, 3))
     assert data.evaluation_data(str(tmp_path / "set"), (8, 8, 3), 10, split="Val").labelled
     # Class folders are not splits, even one named like a split; nor is a folder with
     # another subfolder, or a split folder holding images directly.

@@ -525,7 +525,8 @@ def image_folder_dataset(
 
     Raises:
         FileNotFoundError: `folder` is not a folder.
-        ValueError: the folder holds no image, or `image_shape` fixes no size.
+        ValueError: the folder holds no image, it is a dataset's folder of splits
+            (`dataset_splits`) rather than of classes, or `image_shape` fixes no size.
 
     Example:
         >>> test = image_folder_dataset("photos/test", (224, 224, 3), batch_size=64)
@@ -540,6 +541,7 @@ def image_folder_dataset(
             f"received {image_shape}"
         )
     batch_size = _checks.positive_int("batch_size", batch_size)
+    _refuse_splits(folder)
     has_classes = any(entry.is_dir() for entry in os.scandir(folder))
     try:
         dataset = keras.utils.image_dataset_from_directory(
@@ -636,13 +638,7 @@ def folder_files(folder: str | os.PathLike) -> FolderFiles:
     folder = os.fspath(folder)
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"`folder` must be a folder of images, {folder} is not a folder")
-    splits = dataset_splits(folder)
-    if splits:
-        raise ValueError(
-            f"{folder} holds the splits {', '.join(splits)} of a dataset (each a folder of "
-            f"class folders), not class folders: read one split, e.g. "
-            f"{os.path.join(folder, splits[0])}"
-        )
+    _refuse_splits(folder)
     classes = tuple(sorted(entry.name for entry in os.scandir(folder) if entry.is_dir()))
     found = (
         [(index, sorted(_walk_images(os.path.join(folder, c)))) for index, c in enumerate(classes)]
@@ -669,6 +665,18 @@ def folder_files(folder: str | os.PathLike) -> FolderFiles:
         where = f"{folder}/<class>/" if classes else f"{folder}/"
         raise ValueError(f"no image files ({', '.join(IMAGE_EXTENSIONS)}) in {where}")
     return FolderFiles(paths, np.array(groups, np.int64), classes)
+
+
+def _refuse_splits(folder: str) -> None:
+    """Refuse a dataset's folder of splits (`dataset_splits`) where a folder of classes is
+    read: its splits would be read as classes, mixed."""
+    splits = dataset_splits(folder)
+    if splits:
+        raise ValueError(
+            f"{folder} holds the splits {', '.join(splits)} of a dataset (each a folder of "
+            f"class folders), not class folders: read one split, e.g. "
+            f"{os.path.join(folder, splits[0])}"
+        )
 
 
 def dataset_splits(folder: str | os.PathLike) -> tuple[str, ...]:
