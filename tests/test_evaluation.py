@@ -487,6 +487,13 @@ def test_broken_records_are_refused_with_a_message(model, images):
         AllegianceResult.from_dict(short)
     with pytest.raises(ValueError, match="not an AllegianceResult"):
         AllegianceResult.from_dict({**record, "curves": [1, 2], "orders": None})
+    with pytest.raises(ValueError, match="not an AllegianceResult"):  # a name without "/"
+        AllegianceResult.from_dict({**record, "curves": {"nope": [1.0] * 13}, "orders": None})
+    lerf = AllegianceEvaluator(model, orders=("morf", "lerf")).evaluate(images, verbose=0)
+    record = lerf.to_dict()
+    record["orders"]["lerf"]["curves"].pop(next(iter(record["orders"]["lerf"]["curves"])))
+    with pytest.raises(ValueError, match="the same pairs in every order"):
+        AllegianceResult.from_dict(record)
 
 
 def test_a_one_channel_tuple_fill_keeps_its_key_through_json(rng, tmp_path):
@@ -528,6 +535,7 @@ def test_unrelated_json_is_refused(tmp_path):
         ({"pairs": [("positive", "black"), ("positive", 0.0)]}, "same deletion"),
         ({"pairs": [("positive", (0.0, 0.0, 0.0)), ("positive", "black")]}, "same deletion"),
         ({"pairs": [("positive", 0.5), ("positive", (0.5, 0.5, 0.5))]}, "same deletion"),
+        ({"pairs": [("positive", np.float32(0.3)), ("positive", 0.3)]}, "same deletion"),
         ({"pairs": [("a/b", "black")], "explainer": lambda x: {}}, "must not contain"),
     ],
 )

@@ -187,8 +187,12 @@ class AllegianceEvaluator:
                     "never sees"
                 )
             value = {"black": low, "white": high}.get(fill, fill) if isinstance(fill, str) else fill
-            # One value for every channel, as a number or a tuple, is the same fill.
-            values = value if isinstance(value, tuple) else (value,)
+            # One value for every channel, as a number or a tuple, is the same fill; and
+            # numbers equal in float32, the images' type, fill alike.
+            values = tuple(
+                np.float32(v) if _checks.is_real(v) else v
+                for v in (value if isinstance(value, tuple) else (value,))
+            )
             key = (method, values[:1] if len(set(values)) == 1 else values)
             if key in resolved:
                 raise ValueError(

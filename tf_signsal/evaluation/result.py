@@ -167,8 +167,14 @@ class AllegianceResult:
                 if has_accuracy else {},
             }
             n_images = int(data["n_images"])
-        except (AttributeError, KeyError, TypeError, ValueError) as error:
+        except (AttributeError, IndexError, KeyError, TypeError, ValueError) as error:
             raise ValueError(f"not an AllegianceResult record: {error!r}") from None
+        pair_sets = {frozenset(series) for table in tables.values() for series in table.values()}
+        if len(pair_sets) > 1:
+            raise ValueError(
+                "not an AllegianceResult record: its curves, deleted shares and accuracies "
+                "do not name the same pairs in every order"
+            )
         wrong = sorted(
             f"{name} {order} {pair_name(pair)}"
             for name, table in tables.items()
