@@ -3,7 +3,10 @@
 Spearman is checked against scipy.stats.spearmanr; the randomisation against two
 models whose outcome can be argued: an untrained conv net whose every layer is
 re-drawn (an independent network: its maps share little with the intact ones) and
-a one-feature bottleneck, whose top layer only rescales the explained gradient.
+a one-feature bottleneck, whose top layer only rescales the explained gradient. The
+checks of other explainers (integrated gradients, SmoothGrad, a user's) are compared
+with the check done by hand: a cloned model re-drawn layer by layer, its maps, and
+scipy's Spearman averaged over the images.
 """
 
 import json
@@ -15,6 +18,7 @@ import tensorflow as tf
 from scipy import stats
 
 from conftest import small_conv_net
+from tf_signsal.attributions import IntegratedGradients, SmoothGrad
 from tf_signsal.evaluation.sanity import (
     RandomizationResult,
     _fresh_values,
@@ -66,6 +70,74 @@ def _weights(model):
     return [np.array(w, copy=True) for w in model.get_weights()]
 
 
+def scipy_mean_spearman(maps, reference):
+    """The mean over images of scipy's Spearman correlation of each map with its
+    reference; a constant map has no ranking and counts as 0.0, as in the checks."""
+    values = [
+        0.0 if np.ptp(a) == 0 or np.ptp(b) == 0 else stats.spearmanr(a.ravel(), b.ravel()).statistic
+        for a, b in zip(np.asarray(maps), np.asarray(reference))
+    ]
+    return float(np.mean(values))
+
+
+def gradient_x_input(model):
+    """A user's explainer factory: max over channels of |g * x| and of |g|, g the input
+    gradient of the explained class's logit (the predicted class without targets)."""
+
+    def explain(images, targets=None):
+        images = tf.convert_to_tensor(images)
+        with tf.GradientTape() as tape:
+            tape.watch(images)
+            logits = model(images, training=False)
+            if targets is None:
+                targets = tf.argmax(logits, axis=1)
+            picked = tf.gather(logits, targets, axis=1, batch_dims=1)
+        g = tape.gradient(picked, images)
+        return {
+            "gxi": tf.reduce_max(tf.abs(g * images), axis=-1),
+            "gradient": tf.reduce_max(tf.abs(g), axis=-1),
+        }
+
+    return explain
+
+
+def signed_integrated_gradients(model, images, targets, steps=32):
+    """The signed IG map by a plain loop over the path: a = x * mean_k g(a_k x), a_k =
+    (k + 0.5) / steps (baseline 0), then at each pixel a's channel of largest |a|."""
+    total = np.zeros(images.shape, np.float64)
+    for k in range(steps):
+        point = tf.constant(images * np.float32((k + 0.5) / steps))
+        with tf.GradientTape() as tape:
+            tape.watch(point)
+            picked = tf.gather(model(point, training=False), targets, axis=1, batch_dims=1)
+        total += tape.gradient(picked, point).numpy()
+    attribution = images * total / steps
+    channel = np.abs(attribution).argmax(-1)[..., None]
+    return np.take_along_axis(attribution, channel, axis=-1)[..., 0]
+
+
+def randomization_by_hand(model, images, maps_of, cascade=True, seed=0):
+    """The randomisation check done by hand: a clone re-drawn top layer first with the
+    check's seeded draws (`_fresh_values`, tested on its own below), and the mean scipy
+    Spearman of `maps_of(clone, images, targets)` with the intact clone's, the targets
+    fixed to the intact model's predictions."""
+    clone = keras.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    targets = np.argmax(model(images, training=False).numpy(), axis=1).astype(np.int32)
+    intact = maps_of(clone, images, targets)
+    curves = {name: [1.0] for name in intact}
+    layers = [layer for layer in clone.layers if layer.trainable_weights][::-1]
+    for step, layer in enumerate(layers, start=1):
+        if not cascade:
+            clone.set_weights(model.get_weights())
+        for variable, value in _fresh_values(layer, step, seed):
+            variable.assign(value)
+        maps = maps_of(clone, images, targets)
+        for name in intact:
+            curves[name].append(scipy_mean_spearman(maps[name], intact[name]))
+    return {name: np.array(values) for name, values in curves.items()}, targets
+
+
 # ----------------------------------------------------------------------------- Spearman
 
 
@@ -94,12 +166,24 @@ def test_rank_correlation_of_a_constant_map_is_zero_and_undefined(rng):
         rank_correlations(maps, reference[:2])
 
 
-def test_signed_map_is_the_standard_map_with_its_sign(conv_net, batch):
-    saliency = SignedSaliency(conv_net)
-    explained = saliency.explain_checked(batch, methods=["standard"], normalize=False)
-    signed = _signed_function(saliency)(tf.constant(batch), explained.targets).numpy()
-    np.testing.assert_array_equal(np.abs(signed), explained.maps["standard"].numpy())
+@pytest.mark.parametrize(
+    "attribution", ["gradient", IntegratedGradients(steps=8), SmoothGrad(samples=4)]
+)
+def test_signed_map_is_the_standard_map_with_its_sign(conv_net, batch, attribution):
+    saliency = SignedSaliency(conv_net, attribution=attribution)
+    classes = np.argmax(conv_net(batch).numpy(), axis=1).astype(np.int32)
+    standard = saliency.explain(batch, classes, methods=["standard"], normalize=False)["standard"]
+    signed = _signed_function(saliency)(tf.constant(batch), tf.constant(classes)).numpy()
+    np.testing.assert_array_equal(np.abs(signed), standard.numpy())
     assert (signed < 0).any() and (signed > 0).any()
+
+
+def test_signed_integrated_gradients_against_a_plain_loop(conv_net, batch):
+    saliency = SignedSaliency(conv_net, attribution="integrated_gradients")
+    classes = np.argmax(conv_net(batch).numpy(), axis=1).astype(np.int32)
+    signed = _signed_function(saliency)(tf.constant(batch), tf.constant(classes)).numpy()
+    expected = signed_integrated_gradients(conv_net, batch, classes)
+    np.testing.assert_allclose(signed, expected, rtol=1e-5, atol=1e-7)
 
 
 # ----------------------------------------------------------------------------- randomisation
@@ -272,22 +356,20 @@ def test_arguments_are_checked(conv_net, batch, kwargs, error, match):
 # ----------------------------------------------------------------------------- random logit
 
 
-def test_random_logit_check_against_scipy(conv_net, batch):
-    result = random_logit_check(conv_net, batch, seed=3)
-    assert set(result) == set(METHODS)
+@pytest.mark.parametrize("attribution", ["gradient", "integrated_gradients", "smoothgrad"])
+def test_random_logit_check_against_scipy(conv_net, batch, attribution):
+    result = random_logit_check(conv_net, batch, seed=3, attribution=attribution)
+    assert list(result) == list(METHODS)
     assert all(-1.0 <= v <= 1.0 for v in result.values())
-    saliency = SignedSaliency(conv_net)
-    predicted = saliency.explain_checked(batch)
-    classes = predicted.targets.numpy()
+    saliency = SignedSaliency(conv_net, attribution=attribution)
+    classes = np.argmax(conv_net(batch).numpy(), axis=1)
+    predicted = saliency.explain(batch, targets=classes)
     draw = np.random.default_rng(3).integers(0, 4, len(batch))
     others = draw + (draw >= classes)
     assert np.all(others != classes) and np.all(others < 5)
     other = saliency.explain(batch, targets=others)
     for method in METHODS:
-        expected = np.mean([
-            stats.spearmanr(a.ravel(), b.ravel()).statistic
-            for a, b in zip(other[method].numpy(), predicted.maps[method].numpy())
-        ])
+        expected = scipy_mean_spearman(other[method], predicted[method])
         assert result[method] == pytest.approx(expected, abs=1e-9)
 
 
@@ -295,6 +377,138 @@ def test_random_logit_check_refuses_a_single_output(batch):
     model = small_conv_net(num_classes=1)
     with pytest.raises(ValueError, match="single output"):
         random_logit_check(model, batch, methods=["standard"])
+
+
+# ----------------------------------------------------------------------------- any explainer
+
+
+@pytest.mark.parametrize(
+    "attribution, cascade", [(IntegratedGradients(steps=8), True), (SmoothGrad(samples=4), False)]
+)
+def test_randomization_of_ig_and_smoothgrad_against_the_check_by_hand(
+    conv_net, batch, attribution, cascade
+):
+    result = randomization_check(conv_net, batch, cascade=cascade, seed=2, attribution=attribution)
+
+    built = {}  # one explainer per clone, as the check builds it: traced once
+
+    def maps_of(clone, images, targets):
+        if clone not in built:
+            saliency = SignedSaliency(clone, attribution=attribution)
+            built[clone] = saliency, _signed_function(saliency)
+        saliency, signed = built[clone]
+        maps = {m: v.numpy() for m, v in saliency.explain(images, targets).items()}
+        return {**maps, "signed": signed(tf.constant(images), tf.constant(targets)).numpy()}
+
+    expected, targets = randomization_by_hand(conv_net, batch, maps_of, cascade, seed=2)
+    np.testing.assert_array_equal(result.targets, targets)
+    assert result.methods == METHODS and result.cascade == cascade
+    for method in METHODS:
+        np.testing.assert_allclose(result.spearman[method], expected[method], atol=1e-9)
+    np.testing.assert_allclose(result.spearman_signed, expected["signed"], atol=1e-9)
+    assert result.spearman["standard"][-1] < 0.9  # the maps do follow the weights
+
+
+def test_randomization_of_a_users_explainer_against_the_check_by_hand(
+    conv_net, batch, cascading
+):
+    before = _weights(conv_net)
+    result = randomization_check(conv_net, batch, seed=0, explainer=gradient_x_input)
+    assert all(np.array_equal(a, b) for a, b in zip(before, _weights(conv_net)))
+
+    def maps_of(clone, images, targets):
+        maps = gradient_x_input(clone)(tf.constant(images), targets=tf.constant(targets))
+        return {name: value.numpy() for name, value in maps.items()}
+
+    expected, targets = randomization_by_hand(conv_net, batch, maps_of)
+    np.testing.assert_array_equal(result.targets, targets)
+    assert result.methods == ("gxi", "gradient") and result.layers == cascading.layers
+    for name in result.methods:
+        np.testing.assert_allclose(result.spearman[name], expected[name], atol=1e-9)
+        assert result.undefined[name].tolist() == [0, 0, 0, 0]
+    # No signed variant is known for a user's map; |g| ranks as the standard map does.
+    assert result.spearman_signed is None and result.undefined_signed is None
+    np.testing.assert_allclose(result.spearman["gradient"], cascading.spearman["standard"],
+                               atol=1e-6)
+    assert "signed" not in result.summary() and "gxi" in result.summary()
+    assert RandomizationResult.from_dict(json.loads(json.dumps(result.to_dict()))) == result
+    only = randomization_check(conv_net, batch, "gxi", seed=0, explainer=gradient_x_input)
+    assert only.methods == ("gxi",)
+    np.testing.assert_array_equal(only.spearman["gxi"], result.spearman["gxi"])
+
+
+def test_a_users_explainer_is_built_once_on_the_copy_and_told_the_targets(conv_net, batch):
+    calls = []
+
+    def factory(model):
+        calls.append(model)
+        inner = gradient_x_input(model)
+
+        def explain(images, targets=None):
+            calls.append(targets.numpy().tolist())
+            return inner(images, targets)
+
+        return explain
+
+    targets = np.arange(6) % 5
+    randomization_check(conv_net, batch, targets=targets, explainer=factory)
+    assert isinstance(calls[0], keras.Model) and calls[0] is not conv_net
+    assert calls[1:] == [targets.tolist()] * 4  # intact and three layers, the class fixed
+    calls.clear()
+    random_logit_check(conv_net, batch, seed=3, explainer=factory)
+    assert calls[0] is conv_net and len(calls) == 3
+
+
+def test_random_logit_check_of_a_users_explainer_against_scipy(conv_net, batch):
+    result = random_logit_check(conv_net, batch, seed=3, explainer=gradient_x_input)
+    assert list(result) == ["gxi", "gradient"]
+    explain = gradient_x_input(conv_net)
+    classes = np.argmax(conv_net(batch).numpy(), axis=1)
+    draw = np.random.default_rng(3).integers(0, 4, len(batch))
+    predicted = explain(tf.constant(batch), targets=tf.constant(classes))
+    other = explain(tf.constant(batch), targets=tf.constant(draw + (draw >= classes)))
+    for name in result:
+        expected = scipy_mean_spearman(other[name].numpy(), predicted[name].numpy())
+        assert result[name] == pytest.approx(expected, abs=1e-9)
+
+
+def test_a_factory_of_signed_saliency_takes_the_default_path(conv_net, batch):
+    ig = IntegratedGradients(steps=8)
+    by_factory = randomization_check(
+        conv_net, batch, ["positive"], explainer=lambda model: SignedSaliency(model, attribution=ig)
+    )
+    assert by_factory == randomization_check(conv_net, batch, ["positive"], attribution=ig)
+    assert by_factory.spearman_signed is not None
+
+
+def _no_targets(model):
+    return lambda images: {"map": images[..., 0]}
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"explainer": "gradient"}, TypeError, "factory"),
+        ({"explainer": lambda model: 3}, TypeError, "callable explainer"),
+        ({"explainer": _no_targets}, TypeError, "without a `targets` argument"),
+        ({"explainer": gradient_x_input, "attribution": "smoothgrad"}, ValueError, "attribution"),
+        ({"attribution": "gradcam"}, ValueError, "attribution"),
+        ({"explainer": lambda m: SignedSaliency(small_conv_net())}, ValueError, "model it is"),
+        ({"explainer": lambda m: lambda images, targets: [images]}, TypeError, "mapping"),
+        ({"explainer": lambda m: lambda images, targets: {}}, ValueError, "at least one map"),
+        ({"explainer": lambda m: lambda images, **kw: {"m": images}}, ValueError, "shape"),
+        ({"explainer": lambda m: lambda x, targets: {"m": x[..., 0] * np.nan}}, ValueError, "NaN"),
+        ({"explainer": lambda m: lambda x, targets: {"m": x[..., 0] > 0}}, TypeError, "numbers"),
+        ({"explainer": gradient_x_input, "methods": ["standard"]}, ValueError, "methods"),
+        ({"explainer": gradient_x_input, "targets": [7] * 6}, ValueError, "targets"),
+    ],
+)
+def test_explainers_are_checked(conv_net, batch, kwargs, error, match):
+    for check in (randomization_check, random_logit_check):
+        if check is random_logit_check and "targets" in kwargs:
+            continue
+        with pytest.raises(error, match=match):
+            check(conv_net, batch, **kwargs)
 
 
 # ----------------------------------------------------------------------------- result

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -95,14 +95,10 @@ def real(
     return value
 
 
-def positive_number(name: str, value: Any) -> float:
-    """A finite real number > 0."""
-    return real(name, value, minimum=0.0, strict=True)
-
-
-def non_negative_number(name: str, value: Any) -> float:
-    """A finite real number >= 0."""
-    return real(name, value, minimum=0.0)
+def seed(name: str, value: Any) -> int:
+    """`value` as a seed: an integer in [0, 2**32) (see `integer`). The package's
+    randomness is 32-bit: `_random` hashes seeds in uint32, and a larger one would wrap."""
+    return integer(name, value, minimum=0, maximum=2**32 - 1)
 
 
 def value_range(value: Any, name: str = "value_range") -> tuple[float, float]:
@@ -310,6 +306,46 @@ def bool_masks(masks: Any, images: tf.Tensor, name: str = "masks") -> tf.Tensor:
             f"images {tuple(images.shape)}, received shape {tuple(masks.shape)}"
         )
     return masks
+
+
+def explainer_maps(
+    returned: Any, names: Sequence[str] | None, images: tf.Tensor
+) -> dict[str, tf.Tensor]:
+    """The maps `names` (every map when None) of what an explainer returned for
+    `images` (B, H, W, ch), as float32 tensors: refuse a result that is not a mapping
+    {map name: map}, that lacks a map, or whose maps are not numbers of shape (B, H, W)
+    or not finite."""
+    import tensorflow as tf
+
+    if not isinstance(returned, Mapping):
+        raise TypeError(
+            "`explainer` must return a mapping {map name: (B, H, W) map}, "
+            f"it returned a {type(returned).__name__}"
+        )
+    if not returned:
+        raise ValueError("`explainer` must return at least one map, it returned an empty mapping")
+    names = tuple(returned) if names is None else tuple(names)
+    missing = [key for key in names if key not in returned]
+    if missing:
+        raise ValueError(
+            f"`explainer` must return the maps {missing}, it returns only "
+            f"{sorted(map(str, returned))}"
+        )
+    maps = {}
+    for key in names:
+        value = tf.convert_to_tensor(returned[key])
+        if not (value.dtype.is_floating or value.dtype.is_integer):
+            raise TypeError(f"`explainer` map {key!r} must hold numbers, dtype {value.dtype}")
+        value = tf.cast(value, tf.float32)
+        if tuple(value.shape) != tuple(images.shape[:3]):
+            raise ValueError(
+                f"`explainer` map {key!r} must have shape (batch, height, width) = "
+                f"{tuple(images.shape[:3])}, it has shape {tuple(value.shape)}"
+            )
+        if not bool(tf.reduce_all(tf.math.is_finite(value))):
+            raise ValueError(f"`explainer` map {key!r} holds NaN or Inf values")
+        maps[key] = value
+    return maps
 
 
 def image_shape(value: Any, name: str = "image_shape") -> tuple[int | None, int | None, int]:

@@ -172,7 +172,7 @@ class SmoothGrad(Attribution):
         if not (np.isfinite(noise) and noise >= 0):
             raise ValueError(f"`noise` must be a finite number >= 0, received {noise!r}")
         self.noise = float(noise)
-        self.seed = _checks.integer("seed", seed, minimum=0, maximum=2**32 - 1)
+        self.seed = _checks.seed("seed", seed)
         self.value_range = _checks.value_range(value_range)
 
     def points(self, images: tf.Tensor) -> tf.Tensor:

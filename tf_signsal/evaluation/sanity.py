@@ -12,6 +12,21 @@ A map that survives randomisation (correlation near 1 after the weights are
 gone) shows the input, not the model. Everything here works on a copy of the
 model: the user's model is never modified.
 
+Any explainer can be checked. By default the maps are `SignedSaliency(model,
+attribution=...)`'s, so the package's integrated-gradients and SmoothGrad maps
+are checked like the paper's gradient maps. `explainer=` takes a factory
+`model -> explainer` instead: the randomisation runs on a copy that the user
+never sees, so the check builds the explainer itself, once, on that copy (whose
+weights are then re-drawn in place: the explainer must read the model's weights
+when called, as calling the model does). The explainer is the evaluator's
+protocol, a callable returning {map name: (B, H, W) map}, with the class to
+explain: the checks call `explainer(images, targets=classes)`, `classes` an
+int32 (B,) tensor, because the class must stay fixed while the model changes and
+the random-logit check explains a class other than the predicted one. A factory
+that builds a `SignedSaliency` (e.g. `lambda model: SignedSaliency(model,
+rivals=3)`) gets the default's path: only the maps asked for, and the signed
+variant below.
+
 Decisions, all measured by `tests/test_sanity.py`:
 
 - Which layers: every layer that holds trainable parameters once unfrozen (a
@@ -33,14 +48,15 @@ Decisions, all measured by `tests/test_sanity.py`:
 - Explained class: fixed to the intact model's prediction (or `targets`) for
   every randomised model, so that a map changes because the model changed,
   not because another class is explained.
-- Maps compared: the maps as `SignedSaliency.explain` returns them
-  (normalised; min-max does not change ranks). These five maps are already
+- Maps compared: the maps as the explainer returns them (`SignedSaliency`'s
+  are normalised; min-max does not change ranks). These five maps are already
   non-negative (the "absolute value" variant of Adebayo et al.); their
-  "no absolute value" variant is the signed gradient: at each pixel, the
-  target gradient of the channel whose |g| is largest, with its sign (its
-  absolute value is the raw standard map). Its correlations are
-  `spearman_signed`: a sign flip that |g| hides shows there, as it shows in
-  the positive and negative maps.
+  "no absolute value" variant is the signed attribution (the signed gradient
+  by default): at each pixel, the target attribution of the channel whose |a|
+  is largest, with its sign (its absolute value is the raw standard map). Its
+  correlations are `spearman_signed`: a sign flip that |a| hides shows there,
+  as it shows in the positive and negative maps. A user's explainer has no
+  signed variant the package knows: `spearman_signed` is None.
 - Constant maps: the rank correlation with a constant map is undefined (no
   ranking). Such an image counts as 0.0 in the mean (a map that collapsed
   keeps none of the intact ranking) and is counted in `undefined`; no NaN is
@@ -49,9 +65,9 @@ Decisions, all measured by `tests/test_sanity.py`:
 
 from __future__ import annotations
 
-import os
-from collections.abc import Sequence
-from dataclasses import dataclass
+import inspect
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import keras
@@ -59,206 +75,23 @@ import numpy as np
 import tensorflow as tf
 
 from tf_signsal import _checks
-from tf_signsal._io import read_json, write_json
+from tf_signsal.attributions import Attribution
+from tf_signsal.evaluation.sanity_result import INTACT, RandomizationResult, rank_correlations
 from tf_signsal.maps import METHODS, SignedSaliency
 
-#: The first step of every curve: the intact model.
-INTACT = "intact"
+__all__ = [
+    "INTACT",
+    "ExplainerFactory",
+    "RandomizationResult",
+    "random_logit_check",
+    "randomization_check",
+    "rank_correlations",
+]
 
-
-# ----------------------------------------------------------------------------- ranks
-
-
-def _average_ranks(values: np.ndarray) -> np.ndarray:
-    """1-based ranks of a vector, ties sharing their average rank (scipy's "average")."""
-    sorter = np.argsort(values, kind="mergesort")
-    inverse = np.empty_like(sorter)
-    inverse[sorter] = np.arange(values.size)
-    ordered = values[sorter]
-    first = np.r_[True, ordered[1:] != ordered[:-1]]
-    dense = first.cumsum()[inverse]
-    starts = np.r_[np.nonzero(first)[0], first.size]
-    return 0.5 * (starts[dense] + starts[dense - 1] + 1)
-
-
-def rank_correlations(maps: Any, reference: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Spearman rank correlation of each map with its reference map.
-
-    Args:
-        maps, reference: arrays or tensors of one shape (B, ...): B maps each.
-
-    Returns:
-        (correlations, defined): float64 (B,) and bool (B,). An image whose map
-        or reference map is constant has no ranking: its correlation is
-        undefined, returned as 0.0 with `defined` False. Ties take their
-        average rank, as `scipy.stats.spearmanr`.
-    """
-    a = np.asarray(maps, np.float64)
-    b = np.asarray(reference, np.float64)
-    if a.shape != b.shape or a.ndim < 1:
-        raise ValueError(
-            f"`maps` and `reference` must have one shape (B, ...), received {a.shape} "
-            f"and {b.shape}"
-        )
-    a = a.reshape(a.shape[0], -1)
-    b = b.reshape(b.shape[0], -1)
-    correlations = np.zeros(a.shape[0], np.float64)
-    defined = np.zeros(a.shape[0], bool)
-    for index, (x, y) in enumerate(zip(a, b)):
-        if x.size < 2 or np.all(x == x[0]) or np.all(y == y[0]):
-            continue
-        rx = _average_ranks(x)
-        ry = _average_ranks(y)
-        rx -= rx.mean()
-        ry -= ry.mean()
-        value = np.dot(rx, ry) / np.sqrt(np.dot(rx, rx) * np.dot(ry, ry))
-        correlations[index] = np.clip(value, -1.0, 1.0)
-        defined[index] = True
-    return correlations, defined
-
-
-# ----------------------------------------------------------------------------- the result
-
-
-@dataclass(eq=False)
-class RandomizationResult:
-    """Rank correlations of randomised models' maps with the intact model's maps.
-
-    Step 0 is the intact model; step i re-initialises layer i from the top
-    (`cascade=False`) or layers 1..i (`cascade=True`).
-
-    Attributes:
-        layers: the randomised layers, top (output) first.
-        spearman: method -> float64 (len(layers) + 1,): the mean over images of
-            the Spearman rank correlation of each image's map (H x W values)
-            with the intact model's map of the same image; index 0 is 1.0.
-        spearman_signed: float64 (len(layers) + 1,), the same for the signed
-            gradient (the "no absolute value" variant; see the module).
-        undefined: method -> int64 (len(layers) + 1,): how many images of each
-            step had a constant map (theirs or the intact one), counted as 0.0.
-        undefined_signed: the same for the signed gradient.
-        targets: int64 (B,), the explained class of each image.
-        cascade: whether the randomisation cascaded.
-        seed: the seed of the re-initialisations.
-        n_images: number of images.
-    """
-
-    layers: tuple[str, ...]
-    spearman: dict[str, np.ndarray]
-    spearman_signed: np.ndarray
-    undefined: dict[str, np.ndarray]
-    undefined_signed: np.ndarray
-    targets: np.ndarray
-    cascade: bool
-    seed: int
-    n_images: int
-
-    @property
-    def methods(self) -> tuple[str, ...]:
-        return tuple(self.spearman)
-
-    @property
-    def steps(self) -> tuple[str, ...]:
-        """The x axis: "intact", then the layer names, top first."""
-        return (INTACT, *self.layers)
-
-    def summary(self) -> str:
-        """A text table: one row per step, one column per method (and the signed gradient)."""
-        columns = (*self.methods, "signed")
-        values = {**self.spearman, "signed": self.spearman_signed}
-        width = max(len("step"), *(len(s) for s in self.steps))
-        kind = "cascading from the top" if self.cascade else "one layer at a time"
-        lines = [
-            f"Rank correlation with the intact maps over {self.n_images} images "
-            f"(randomised {kind}, seed {self.seed})",
-            f"{'step':<{width}}  " + " ".join(f"{c:>9}" for c in columns),
-        ]
-        for index, step in enumerate(self.steps):
-            row = " ".join(f"{values[c][index]:>9.3f}" for c in columns)
-            lines.append(f"{step:<{width}}  {row}")
-        return "\n".join(lines)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (no NaN: undefined correlations are 0.0 and counted)."""
-        return {
-            "layers": list(self.layers),
-            "cascade": bool(self.cascade),
-            "seed": int(self.seed),
-            "n_images": int(self.n_images),
-            "targets": np.asarray(self.targets).astype(int).tolist(),
-            "spearman": {m: np.asarray(v, np.float64).tolist() for m, v in self.spearman.items()},
-            "spearman_signed": np.asarray(self.spearman_signed, np.float64).tolist(),
-            "undefined": {m: np.asarray(v).astype(int).tolist() for m, v in self.undefined.items()},
-            "undefined_signed": np.asarray(self.undefined_signed).astype(int).tolist(),
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RandomizationResult:
-        """Inverse of `to_dict`; also reads the record of `tf-signsal sanity`'s
-        sanity.json (under "randomization")."""
-        if isinstance(data, dict) and "layers" not in data and "randomization" in data:
-            data = data["randomization"]
-        required = ("layers", "spearman", "spearman_signed", "undefined", "undefined_signed",
-                    "targets", "cascade", "seed", "n_images")
-        missing = [key for key in required if not isinstance(data, dict) or key not in data]
-        if missing:
-            raise ValueError(
-                f"not a RandomizationResult record (as `to_dict` writes): missing {missing}"
-            )
-        try:
-            result = cls(
-                layers=tuple(str(name) for name in data["layers"]),
-                spearman={m: np.asarray(v, np.float64) for m, v in data["spearman"].items()},
-                spearman_signed=np.asarray(data["spearman_signed"], np.float64),
-                undefined={m: np.asarray(v, np.int64) for m, v in data["undefined"].items()},
-                undefined_signed=np.asarray(data["undefined_signed"], np.int64),
-                targets=np.asarray(data["targets"], np.int64),
-                cascade=bool(data["cascade"]),
-                seed=int(data["seed"]),
-                n_images=int(data["n_images"]),
-            )
-        except (AttributeError, TypeError, ValueError) as error:
-            raise ValueError(f"not a RandomizationResult record: {error}") from None
-        steps = len(result.layers) + 1
-        series = {**result.spearman, **{f"undefined {m}": v for m, v in result.undefined.items()},
-                  "signed": result.spearman_signed, "undefined signed": result.undefined_signed}
-        wrong = sorted(name for name, values in series.items() if values.shape != (steps,))
-        if wrong or set(result.spearman) != set(result.undefined):
-            raise ValueError(
-                f"not a RandomizationResult record: {wrong or 'undefined'} must hold one value "
-                f"per step ({steps}: intact and {len(result.layers)} layers) for each method"
-            )
-        if result.targets.shape != (result.n_images,):
-            raise ValueError(
-                f"not a RandomizationResult record: {result.targets.shape[0]} targets for "
-                f"{result.n_images} images"
-            )
-        return result
-
-    def save_json(self, path: str | os.PathLike) -> None:
-        """Write `to_dict()` as JSON, atomically (a temporary file, then a rename)."""
-        write_json(path, self.to_dict())
-
-    @classmethod
-    def load_json(cls, path: str | os.PathLike) -> RandomizationResult:
-        """Read a file written by `save_json`."""
-        return cls.from_dict(read_json(path))
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, RandomizationResult) and self.to_dict() == other.to_dict()
-
-    def plot(self, ax: Any = None, title: str | None = None) -> Any:
-        """Correlation against randomisation step, as Adebayo et al.'s Fig. 2:
-        `tf_signsal.plotting.plot_randomization`.
-
-        Example:
-            >>> ax = randomization_check(model, images).plot(title="cascading")
-            >>> ax.figure.savefig("randomization.png")
-        """
-        from tf_signsal import plotting  # matplotlib only when a plot is asked for
-
-        return plotting.plot_randomization(self, ax=ax, title=title)
-
+#: What `explainer=` of the checks takes: a factory model -> explainer of that model,
+#: where an explainer is called as `explainer(images, targets=classes)` and returns
+#: {map name: (B, H, W) map} (the evaluator's `Explainer`, told the class to explain).
+ExplainerFactory = Callable[[Any], Callable[..., Mapping[str, Any]]]
 
 
 # ----------------------------------------------------------------------------- the model copy
@@ -357,6 +190,142 @@ def _fresh_values(layer: Any, layer_index: int, seed: int) -> list[tuple[Any, An
     return fresh
 
 
+# ----------------------------------------------------------------------------- the explainer
+
+
+def _takes_targets(explainer: Any) -> bool:
+    try:
+        parameters = inspect.signature(explainer).parameters.values()
+    except (TypeError, ValueError):  # no signature to read: let the call tell
+        return True
+    return any(p.name == "targets" or p.kind is p.VAR_KEYWORD for p in parameters)
+
+
+class _Explainer:
+    """The explainer of one model as the checks call it: a `SignedSaliency` through its
+    own path (only the maps asked for and, with `signed`, the signed attribution beside
+    them), any other through the protocol `explainer(images, targets=...)`, its maps
+    checked."""
+
+    def __init__(
+        self, model: Any, explainer: ExplainerFactory | None, attribution: Any, signed: bool
+    ):
+        if explainer is None:
+            built = SignedSaliency(model, attribution=attribution)
+        elif not callable(explainer):
+            raise TypeError(
+                "`explainer` must be None or a factory model -> explainer, e.g. "
+                f"`lambda model: SignedSaliency(model, rivals=3)`, received "
+                f"{type(explainer).__name__}"
+            )
+        elif not (isinstance(attribution, str) and attribution == "gradient"):
+            raise ValueError(
+                "`attribution` configures the default explainer: with `explainer` given, "
+                "build it with the attribution instead, e.g. "
+                "explainer=lambda model: SignedSaliency(model, attribution=...)"
+            )
+        else:
+            built = explainer(model)
+        self.own = isinstance(built, SignedSaliency)
+        if self.own and built.model is not model:
+            # It would explain the intact model at every step: correlations of 1, silently.
+            raise ValueError(
+                "`explainer` must build its explainer on the model it is given (the "
+                "randomised copy), it built a SignedSaliency of another model"
+            )
+        if not self.own and not (callable(built) and _takes_targets(built)):
+            raise TypeError(
+                "`explainer` must build a callable explainer(images, targets=None) -> "
+                "{map name: (B, H, W) map} (the checks choose the class it explains), it "
+                f"built {type(built).__name__}"
+                + (" without a `targets` argument" if callable(built) else "")
+            )
+        self.explainer = built
+        # A user's explainer still needs the model's classes: a SignedSaliency gives them
+        # with the package's checks of the model, quietly (its warnings speak of its maps).
+        with warnings.catch_warnings():
+            if not self.own:
+                warnings.simplefilter("ignore")
+            self.saliency = built if self.own else SignedSaliency(model)
+        self.signed = _signed_function(built) if self.own and signed else None
+
+    def num_classes(self, images: tf.Tensor) -> int:
+        with warnings.catch_warnings():
+            if not self.own:
+                warnings.simplefilter("ignore")
+            return self.saliency.num_classes(images)
+
+    def first(
+        self, images: tf.Tensor, targets: Any, methods: Sequence[str] | None
+    ) -> tuple[tuple[str, ...], tf.Tensor, dict[Any, np.ndarray]]:
+        """(methods, explained classes, maps) of the intact model, explaining `targets`
+        or the predicted classes; `methods` None is every map (the five of a
+        `SignedSaliency`). The signed attribution is the map under the key None."""
+        if self.own:
+            methods = _checks.check_choices(
+                "methods", METHODS if methods is None else methods, METHODS
+            )
+            explanation = self.explainer.explain_checked(images, targets, methods)
+            explained, maps = explanation.targets, dict(explanation.maps)
+        else:
+            num_classes = self.num_classes(images)
+            if targets is None:
+                explained = tf.argmax(self.saliency.logits(images), axis=1, output_type=tf.int32)
+            else:
+                explained = tf.constant(
+                    _checks.class_indices("targets", targets, images.shape[0], num_classes)
+                )
+            maps = _checks.explainer_maps(self.explainer(images, targets=explained), None, images)
+            methods = _checks.check_choices("methods", tuple(maps) if methods is None
+                                            else methods, tuple(maps))
+        return methods, explained, self._arrays(maps, images, explained, methods)
+
+    def __call__(
+        self, images: tf.Tensor, targets: tf.Tensor, methods: tuple[str, ...]
+    ) -> dict[Any, np.ndarray]:
+        """The maps `methods` explaining `targets` (and the signed attribution, key None)."""
+        if self.own:
+            maps = self.explainer.explain_batch(images, targets, methods).maps
+        else:
+            maps = _checks.explainer_maps(
+                self.explainer(images, targets=targets), methods, images
+            )
+        return self._arrays(maps, images, targets, methods)
+
+    def _arrays(self, maps, images, targets, methods) -> dict[Any, np.ndarray]:
+        arrays = {m: np.asarray(maps[m]) for m in methods}
+        if self.signed is not None:
+            arrays[None] = self.signed(images, targets).numpy()
+        return arrays
+
+
+def _signed_function(saliency: SignedSaliency) -> Any:
+    """images, targets -> the signed attribution map (B, H, W): at each pixel the target
+    class's attribution (the gradient by default) in the channel of the largest |a|, with
+    its sign. Its absolute value is the raw standard map."""
+    attribution = saliency.attribution
+    count = attribution.num_points
+
+    @tf.function(reduce_retracing=True)
+    def signed(images, targets):
+        points = attribution.points(images)  # the images themselves for the gradient
+        with tf.GradientTape() as tape:
+            tape.watch(points)
+            logits = saliency.logits(points)
+            picked = tf.gather(logits, tf.tile(targets, [count]), axis=1, batch_dims=1)
+        gradient = tape.gradient(picked, points)
+        if count > 1:  # the mean over the points (sample-major), as the maps take it
+            shape = tf.concat([[count, -1], tf.shape(images)[1:]], axis=0)
+            gradient = tf.reduce_mean(tf.reshape(gradient, shape), axis=0)
+        scale = attribution.scale(images)
+        if scale is not None:
+            gradient = gradient * scale
+        channel = tf.argmax(tf.abs(gradient), axis=-1, output_type=tf.int32)
+        return tf.gather(gradient, channel, axis=-1, batch_dims=3)
+
+    return signed
+
+
 # ----------------------------------------------------------------------------- the checks
 
 
@@ -373,34 +342,16 @@ def _checked_images(model: Any, images: Any) -> tf.Tensor:
     return images
 
 
-def _signed_function(saliency: SignedSaliency) -> Any:
-    """images, targets -> the signed gradient map (B, H, W): at each pixel the target
-    gradient of the channel with the largest |g|, with its sign."""
-
-    @tf.function(reduce_retracing=True)
-    def signed(images, targets):
-        with tf.GradientTape() as tape:
-            tape.watch(images)
-            logits = saliency.logits(images)
-            picked = tf.gather(logits, targets, axis=1, batch_dims=1)
-        gradient = tape.gradient(picked, images)
-        channel = tf.argmax(tf.abs(gradient), axis=-1, output_type=tf.int32)
-        return tf.gather(gradient, channel, axis=-1, batch_dims=3)
-
-    return signed
-
-
-def _mean(values: np.ndarray) -> float:
-    return float(np.mean(values)) if values.size else 0.0
-
-
 def randomization_check(
     model: Any,
     images: Any,
-    methods: Sequence[str] = METHODS,
+    methods: Sequence[str] | None = None,
     cascade: bool = True,
     seed: int = 0,
     targets: Any = None,
+    *,
+    attribution: str | Attribution = "gradient",
+    explainer: ExplainerFactory | None = None,
 ) -> RandomizationResult:
     """The model-parameter randomisation test of Adebayo et al. (their Fig. 2).
 
@@ -410,18 +361,27 @@ def randomization_check(
     each step, each image's maps are compared with the intact model's maps by
     Spearman rank correlation, averaged over images. The explained class stays
     the intact model's prediction (or `targets`) at every step. See the module
-    docstring for which layers, the re-initialisation rule, the signed variant
-    and constant maps.
+    docstring for which layers, the re-initialisation rule, the signed variant,
+    constant maps and the explainer protocol.
 
     Args:
         model: a Keras classifier (see `SignedSaliency`) that Keras can clone.
             It is never modified.
         images: float images (B, H, W, ch), B >= 1.
-        methods: any of `METHODS`.
+        methods: the maps to compare: None for every map of the explainer (the
+            five of `METHODS` by default), or some of its map names.
         cascade: True for cascading randomisation, False for one layer at a time.
         seed: an integer in [0, 2**32); the same seed gives the same result.
         targets: None to explain the intact model's predicted classes, or one
             class index per image.
+        attribution: what the default explainer's maps are of: "gradient" (the
+            paper), "gradient_x_input", "integrated_gradients", "smoothgrad" or a
+            configured `tf_signsal.attributions` object; only with `explainer=None`.
+        explainer: None for `SignedSaliency(model, attribution=attribution)`, or
+            a factory `model -> explainer`, called once with the copy of `model`
+            that is randomised; the explainer is called as
+            `explainer(images, targets=classes)` and returns {map name: (B, H, W)
+            map} (see the module docstring).
 
     Returns:
         A `RandomizationResult`.
@@ -430,10 +390,10 @@ def randomization_check(
         >>> result = randomization_check(model, images[:32])
         >>> print(result.summary())
         >>> result.plot().figure.savefig("randomization.png")
+        >>> ig = randomization_check(model, images[:32], attribution="integrated_gradients")
     """
     images = _checked_images(model, images)
-    methods = _checks.check_choices("methods", methods, METHODS)
-    seed = _checks.integer("seed", seed, minimum=0, maximum=2**32 - 1)
+    seed = _checks.seed("seed", seed)
     cascade = _checks.boolean("cascade", cascade)
 
     copy = _copy_model(model)
@@ -443,22 +403,15 @@ def randomization_check(
             "`model` has no layer with trainable parameters: there is nothing to randomise"
         )
     layers = layers[::-1]  # top first
-    saliency = SignedSaliency(copy)
-    signed = _signed_function(saliency)
+    explain = _Explainer(copy, explainer, attribution, signed=True)
+    methods, explained, intact = explain.first(images, targets, methods)
 
-    intact = saliency.explain_checked(images, targets, methods)
-    explained = intact.targets
-    intact_maps = {m: intact.maps[m].numpy() for m in methods}
-    intact_signed = signed(images, explained).numpy()
-
+    # The signed attribution (key None) is compared as one more map.
     steps = len(layers) + 1
-    spearman = {m: np.ones(steps, np.float64) for m in methods}
-    spearman_signed = np.ones(steps, np.float64)
-    undefined = {m: np.zeros(steps, np.int64) for m in methods}
-    undefined_signed = np.zeros(steps, np.int64)
-    for m in methods:
-        undefined[m][0] = np.sum(~rank_correlations(intact_maps[m], intact_maps[m])[1])
-    undefined_signed[0] = np.sum(~rank_correlations(intact_signed, intact_signed)[1])
+    spearman = {m: np.ones(steps, np.float64) for m in intact}
+    undefined = {m: np.zeros(steps, np.int64) for m in intact}
+    for m, values in intact.items():
+        undefined[m][0] = np.sum(~rank_correlations(values, values)[1])
 
     saved = None  # (variable, intact value) of the layer randomised alone at the last step
     for step, (_, layer) in enumerate(layers, start=1):
@@ -469,21 +422,17 @@ def randomization_check(
         # Layer `step`'s draw depends on (seed, step) only: both modes share it.
         for variable, value in _fresh_values(layer, step, seed):
             variable.assign(value)
-        maps = saliency.explain_batch(images, explained, methods).maps
-        for m in methods:
-            values, defined = rank_correlations(maps[m], intact_maps[m])
-            spearman[m][step] = _mean(values)
+        for m, values in explain(images, explained, methods).items():
+            correlations, defined = rank_correlations(values, intact[m])
+            spearman[m][step] = np.mean(correlations)  # B >= 1: never an empty mean
             undefined[m][step] = np.sum(~defined)
-        values, defined = rank_correlations(signed(images, explained), intact_signed)
-        spearman_signed[step] = _mean(values)
-        undefined_signed[step] = np.sum(~defined)
 
     return RandomizationResult(
         layers=tuple(name for name, _ in layers),
-        spearman=spearman,
-        spearman_signed=spearman_signed,
-        undefined=undefined,
-        undefined_signed=undefined_signed,
+        spearman={m: spearman[m] for m in methods},
+        spearman_signed=spearman.get(None),
+        undefined={m: undefined[m] for m in methods},
+        undefined_signed=undefined.get(None),
         targets=explained.numpy().astype(np.int64),
         cascade=bool(cascade),
         seed=seed,
@@ -492,7 +441,13 @@ def randomization_check(
 
 
 def random_logit_check(
-    model: Any, images: Any, methods: Sequence[str] = METHODS, seed: int = 0
+    model: Any,
+    images: Any,
+    methods: Sequence[str] | None = None,
+    seed: int = 0,
+    *,
+    attribution: str | Attribution = "gradient",
+    explainer: ExplainerFactory | None = None,
 ) -> dict[str, float]:
     """The random-logit check: does a map depend on the class it explains?
 
@@ -505,31 +460,36 @@ def random_logit_check(
     Args:
         model: a Keras classifier with at least two outputs; not modified.
         images: float images (B, H, W, ch), B >= 1.
-        methods: any of `METHODS`.
+        methods: the maps to compare: None for every map of the explainer (the
+            five of `METHODS` by default), or some of its map names.
         seed: an integer in [0, 2**32) choosing the other classes.
+        attribution: what the default explainer's maps are of (see
+            `randomization_check`); only with `explainer=None`.
+        explainer: None for `SignedSaliency(model, attribution=attribution)`, or
+            a factory `model -> explainer`, called once with `model`; the
+            explainer is called as `explainer(images, targets=classes)` (see the
+            module docstring).
 
     Returns:
-        method -> the mean over images of the Spearman rank correlation of the
+        map name -> the mean over images of the Spearman rank correlation of the
         two maps, in [-1, 1]; an image with a constant map counts as 0.0.
 
     Example:
         >>> random_logit_check(model, images)["positive"]
+        >>> random_logit_check(model, images, attribution="smoothgrad")["positive"]
     """
     images = _checked_images(model, images)
-    methods = _checks.check_choices("methods", methods, METHODS)
-    seed = _checks.integer("seed", seed, minimum=0, maximum=2**32 - 1)
-    saliency = SignedSaliency(model)
-    num_classes = saliency.num_classes(images)
+    seed = _checks.seed("seed", seed)
+    explain = _Explainer(model, explainer, attribution, signed=False)
+    num_classes = explain.num_classes(images)
     _checks.several_classes(
         num_classes,
         "the random-logit check compares the predicted class with another class, and there "
         "is none",
     )
-    predicted = saliency.explain_checked(images, None, methods)
+    methods, predicted, predicted_maps = explain.first(images, None, methods)
     draw = np.random.default_rng(seed).integers(0, num_classes - 1, images.shape[0])
-    predicted_classes = predicted.targets.numpy()
-    others = (draw + (draw >= predicted_classes)).astype(np.int32)
-    other = saliency.explain_batch(images, tf.constant(others), methods)
-    return {
-        m: _mean(rank_correlations(other.maps[m], predicted.maps[m])[0]) for m in methods
-    }
+    others = (draw + (draw >= predicted.numpy())).astype(np.int32)
+    other = explain(images, tf.constant(others), methods)
+    # B >= 1: never an empty mean.
+    return {m: float(np.mean(rank_correlations(other[m], predicted_maps[m])[0])) for m in methods}
