@@ -314,6 +314,20 @@ def test_targets_are_kept_at_every_step(conv_net, batch):
         randomization_check(conv_net, batch, methods=["standard"], targets=[7] * 6)
 
 
+def test_images_are_read_as_explain_reads_them(conv_net, batch):
+    expected = random_logit_check(conv_net, batch, methods=["standard"], seed=1)
+    labels = np.zeros(6, np.int64)  # passed on, not explained
+    dataset = tf.data.Dataset.from_tensor_slices((batch, labels)).batch(4)
+    for images, steps in (((batch, labels), None), (dataset, None), (dataset.repeat(), 2)):
+        assert random_logit_check(
+            conv_net, images, methods=["standard"], seed=1, steps=steps
+        ) == expected
+    result = randomization_check(conv_net, dataset, methods=["standard"], seed=1)
+    assert result.n_images == 6
+    with pytest.raises(ValueError, match="steps"):
+        randomization_check(conv_net, batch, steps=2)
+
+
 def test_a_model_without_parameters_is_refused(batch):
     model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.GlobalAveragePooling2D()])
     with pytest.raises(ValueError, match="nothing to randomise"):
