@@ -445,6 +445,12 @@ def test_randomization_of_a_users_explainer_against_the_check_by_hand(
     np.testing.assert_allclose(result.spearman["gradient"], cascading.spearman["standard"],
                                atol=1e-6)
     assert "signed" not in result.summary() and "gxi" in result.summary()
+    import matplotlib
+
+    matplotlib.use("Agg")
+    ax = result.plot()  # no signed line
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["gxi", "gradient"]
+    ax.figure.clear()
     assert RandomizationResult.from_dict(json.loads(json.dumps(result.to_dict()))) == result
     only = randomization_check(conv_net, batch, "gxi", seed=0, explainer=gradient_x_input)
     assert only.methods == ("gxi",)

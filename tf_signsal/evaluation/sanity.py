@@ -235,8 +235,8 @@ class _Explainer:
             )
         if not self.own and not (callable(built) and _takes_targets(built)):
             raise TypeError(
-                "`explainer` must build a callable explainer(images, targets=None) -> "
-                "{map name: (B, H, W) map} (the checks choose the class it explains), it "
+                "`explainer` must build a callable explainer(images, targets) -> {map name: "
+                "(B, H, W) map} (the checks choose the class it explains), it "
                 f"built {type(built).__name__}"
                 + (" without a `targets` argument" if callable(built) else "")
             )
@@ -276,8 +276,8 @@ class _Explainer:
                     _checks.class_indices("targets", targets, images.shape[0], num_classes)
                 )
             maps = _checks.explainer_maps(self.explainer(images, targets=explained), None, images)
-            methods = _checks.check_choices("methods", tuple(maps) if methods is None
-                                            else methods, tuple(maps))
+            names = tuple(maps)
+            methods = _checks.check_choices("methods", names if methods is None else methods, names)
         return methods, explained, self._arrays(maps, images, explained, methods)
 
     def __call__(
