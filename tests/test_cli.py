@@ -65,6 +65,7 @@ def _assert_one_line_error(status, err, fragment):
 # ----------------------------------------------------------------------------- usage
 
 
+@pytest.mark.slow
 def test_module_help_in_a_subprocess():
     result = subprocess.run(
         [sys.executable, "-m", "tf_signsal", "--help"],
@@ -241,6 +242,7 @@ def test_evaluate_on_an_image_folder(capsys, tmp_path, model_file, pictures):
     assert record["accuracy"] == expected.to_dict()["accuracy"]
 
 
+@pytest.mark.slow
 def test_export_then_refuse_to_overwrite(capsys, tmp_path, model_file):
     out = tmp_path / "models" / "signsal" / "1"
     status, stdout, _ = _run(capsys, "export", "--model", model_file, "--out", out)
@@ -251,6 +253,7 @@ def test_export_then_refuse_to_overwrite(capsys, tmp_path, model_file):
     _assert_one_line_error(status, err, "already exists")
 
 
+@pytest.mark.slow
 def test_tiny_demo(capsys, tmp_path):
     """The whole demo on a tiny setting (its report: maps, training, tables, versions)."""
     out = tmp_path / "demo"
@@ -289,6 +292,7 @@ def test_tiny_demo(capsys, tmp_path):
 # ----------------------------------------------------------------------------- hardening
 
 
+@pytest.mark.slow
 def test_export_overwrite_refuses_user_folders_and_deletes_nothing(
     capsys, tmp_path, model_file, monkeypatch
 ):
@@ -442,6 +446,7 @@ def _python(code, env=None, timeout=300):
                           text=True, timeout=timeout, env=env)
 
 
+@pytest.mark.slow
 def test_help_does_not_import_tensorflow():
     code = (
         "import sys, time\n"
@@ -463,6 +468,7 @@ def test_help_does_not_import_tensorflow():
     assert float(result.stdout.split("seconds")[-1]) < 2.0
 
 
+@pytest.mark.slow
 def test_no_tensorflow_log_lines_unless_debug(tmp_path, model_file, pictures):
     image = pictures[1][0]
     code = (

@@ -51,6 +51,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "tf_signsal.data",
         "tf_signsal.datasets",
         "tf_signsal.demo",
+        "tf_signsal.loading",
         "tf_signsal.models",
         "tf_signsal.plotting",
         "tf_signsal.report",
