@@ -12,9 +12,12 @@ import pytest
 import tensorflow as tf
 
 from conftest import small_conv_net
-from tf_signsal import METHODS, SignedSaliency, data, datasets
+from tf_signsal import METHODS, SignedSaliency, data
 from tf_signsal._io import read_json
-from tf_signsal.cli import EXPLAIN_MANIFEST, CommandError, evaluation_pairs, main
+from tf_signsal.cli import CommandError, main
+from tf_signsal.cli.evaluate import evaluation_pairs
+from tf_signsal.cli.explain import MANIFEST as EXPLAIN_MANIFEST
+from tf_signsal.data import files
 from tf_signsal.evaluation import (
     ALL_PAIRS,
     PAPER_PAIRS,
@@ -65,7 +68,6 @@ def _assert_one_line_error(status, err, fragment):
 # ----------------------------------------------------------------------------- usage
 
 
-@pytest.mark.slow
 def test_module_help_in_a_subprocess():
     result = subprocess.run(
         [sys.executable, "-m", "tf_signsal", "--help"],
@@ -242,7 +244,6 @@ def test_evaluate_on_an_image_folder(capsys, tmp_path, model_file, pictures):
     assert record["accuracy"] == expected.to_dict()["accuracy"]
 
 
-@pytest.mark.slow
 def test_export_then_refuse_to_overwrite(capsys, tmp_path, model_file):
     out = tmp_path / "models" / "signsal" / "1"
     status, stdout, _ = _run(capsys, "export", "--model", model_file, "--out", out)
@@ -253,7 +254,6 @@ def test_export_then_refuse_to_overwrite(capsys, tmp_path, model_file):
     _assert_one_line_error(status, err, "already exists")
 
 
-@pytest.mark.slow
 def test_tiny_demo(capsys, tmp_path):
     """The whole demo on a tiny setting (its report: maps, training, tables, versions)."""
     out = tmp_path / "demo"
@@ -274,13 +274,13 @@ def test_tiny_demo(capsys, tmp_path):
     assert record["versions"]["tf_signsal"] and record["notes"] == []
 
     # The recorded pointing scores are those of the saved model on the same test images.
-    images, labels, masks = datasets.synthetic_signs(16, 16, seed=3)  # the demo's seed + 1
+    images, labels, masks = data.synthetic_signs(16, 16, seed=3)  # the demo's seed + 1
     model = keras.saving.load_model(out / "model.keras")
     maps = SignedSaliency(model).explain(images)
-    bright = np.array(datasets.SYNTHETIC_CLASS_IS_BRIGHT)[labels]
+    bright = np.array(data.SYNTHETIC_CLASS_IS_BRIGHT)[labels]
     scores = record["pointing_game"]["scores"]
     for method in METHODS:
-        per_image = datasets.pointing_score(maps[method].numpy(), masks, reduce=False)
+        per_image = data.pointing_score(maps[method].numpy(), masks, reduce=False)
         assert scores[method]["bright classes"] == pytest.approx(per_image[bright].mean())
         assert scores[method]["dark classes"] == pytest.approx(per_image[~bright].mean())
         assert scores[method]["all"] == pytest.approx(per_image.mean())
@@ -292,7 +292,6 @@ def test_tiny_demo(capsys, tmp_path):
 # ----------------------------------------------------------------------------- hardening
 
 
-@pytest.mark.slow
 def test_export_overwrite_refuses_user_folders_and_deletes_nothing(
     capsys, tmp_path, model_file, monkeypatch
 ):
@@ -390,7 +389,7 @@ def test_explain_skips_special_and_oversized_files(capsys, tmp_path, model_file,
     os.mkfifo(fifo)  # reading it would wait for a writer forever
     large = folder / "large.png"
     _write_png(str(large), np.zeros((30, 20, 3), np.uint8))
-    monkeypatch.setattr(data, "MAX_IMAGE_PIXELS", 599)  # 30x20 = 600: one too many
+    monkeypatch.setattr(files, "MAX_IMAGE_PIXELS", 599)  # 30x20 = 600: one too many
     status, stdout, err = _run(capsys, "explain", "--model", model_file, "--images", folder,
                                "/dev/null", "--out", tmp_path / "o")
     assert status == 0, err
@@ -410,14 +409,15 @@ def test_explain_replaces_only_the_files_it_wrote(capsys, tmp_path, model_file, 
         _write_png(path, rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))
     out = tmp_path / "maps"
     out.mkdir()
-    (out / "mine.txt").write_text("the user's")
-    (out / "maps_007.png").write_bytes(b"the user's figure")  # a name explain could use
     status, _, _ = _run(capsys, "explain", "--model", model_file, "--images", *many,
                         "--out", out)
     assert status == 0
     assert read_json(out / EXPLAIN_MANIFEST)["files"] == [
         "maps.npz", "maps_000.png", "overlays_000.png", "maps_001.png", "overlays_001.png"
     ]
+    # The user's files put in the folder since are left alone.
+    (out / "mine.txt").write_text("the user's")
+    (out / "maps_007.png").write_bytes(b"the user's figure")  # a name explain could use
     status, stdout, _ = _run(capsys, "explain", "--model", model_file, "--images", many[0],
                              "--out", out)
     assert status == 0 and "removed the earlier explain's maps_001.png" in stdout
@@ -435,6 +435,12 @@ def test_explain_replaces_only_the_files_it_wrote(capsys, tmp_path, model_file, 
                           "--out", other)
     _assert_one_line_error(status, err, "holds maps.npz, which explain did not write there")
     assert (other / "maps.npz").read_bytes() == b"someone else's"
+    # Nor is a folder of the user's files written in, whatever their names.
+    (other / "maps.npz").rename(other / "thesis.tex")
+    status, _, err = _run(capsys, "explain", "--model", model_file, "--images", many[0],
+                          "--out", other)
+    _assert_one_line_error(status, err, f"--out {other} is a folder that tf-signsal did not")
+    assert sorted(p.name for p in other.iterdir()) == ["thesis.tex"]
 
 
 # ----------------------------------------------------------------------------- newcomers
@@ -446,7 +452,6 @@ def _python(code, env=None, timeout=300):
                           text=True, timeout=timeout, env=env)
 
 
-@pytest.mark.slow
 def test_help_does_not_import_tensorflow():
     code = (
         "import sys, time\n"
@@ -468,7 +473,6 @@ def test_help_does_not_import_tensorflow():
     assert float(result.stdout.split("seconds")[-1]) < 2.0
 
 
-@pytest.mark.slow
 def test_no_tensorflow_log_lines_unless_debug(tmp_path, model_file, pictures):
     image = pictures[1][0]
     code = (
@@ -536,7 +540,8 @@ def test_explain_shows_class_names(capsys, tmp_path, pictures):
 
 
 def test_demo_default_out_is_git_ignored():
-    from tf_signsal.cli import DEMO_OUT, build_parser
+    from tf_signsal.cli import build_parser
+    from tf_signsal.cli.demo import DEMO_OUT
 
     assert build_parser().parse_args(["demo"]).out == DEMO_OUT
     ignored = subprocess.run(["git", "check-ignore", "-q", os.path.join(DEMO_OUT, "report.html")],
@@ -590,13 +595,19 @@ def test_evaluate_and_sanity_replace_only_the_files_they_wrote(capsys, tmp_path,
     assert "choose another --out, or move or remove them" in err
     assert sorted(p.name for p in out.iterdir()) == sorted(names)
     assert all((out / name).read_text() == "the user's notes" for name in names)
-    # Its own files it replaces on a rerun; the user's others it leaves alone.
+    # Nor does it write in a folder of the user's files of other names.
     (out / names[1]).unlink()
     (out / names[0]).rename(out / "notes.json")
     argv[2] = model_file
+    status, _, err = _run(capsys, *argv)
+    _assert_one_line_error(status, err, f"--out {out} is a folder that tf-signsal did not write")
+    # Its own files it replaces on a rerun; the user's others it leaves alone.
+    (out / "notes.json").rename(tmp_path / "notes.json")
     for _ in range(2):
         status, _, err = _run(capsys, *argv)
         assert status == 0, err
+        if not (out / "notes.json").exists():  # put in the folder once tf-signsal wrote it
+            (tmp_path / "notes.json").rename(out / "notes.json")
     assert read_json(out / f".tf-signsal-{command}.json") == {"command": command,
                                                               "files": names}
     assert (out / "notes.json").read_text() == "the user's notes"

@@ -11,6 +11,8 @@ from PIL import Image
 from conftest import CIFAR10_CLASSES as CLASSES
 from conftest import SHARED_DATA, write_image_tree
 from tf_signsal import data
+from tf_signsal.cli.evaluate import evaluation_data
+from tf_signsal.data import files
 
 
 def _collect(ds):
@@ -262,35 +264,50 @@ def test_read_images_errors(tmp_path, rng):
         data.read_images([small], (8, 8, 2))
 
 
-def test_image_folder_dataset_with_classes(tmp_path, rng):
+def test_a_folder_of_classes_read_by_folder_files_and_files_dataset(tmp_path, rng):
     expected = write_image_tree(str(tmp_path), "test", (8, 8), rng, per_class=2, gray={(3, 1)})
-    dataset = data.image_folder_dataset(tmp_path / "test", (8, 8, 3), batch_size=6)
-    images, labels = _collect(dataset)
+    listing = data.folder_files(tmp_path / "test")
+    images, labels = _collect(data.files_dataset(listing.paths, listing.groups, (8, 8, 3), 6))
     np.testing.assert_array_equal(labels, [label for label, _ in expected.values()])
     want = np.stack([rgb for _, rgb in expected.values()]).astype(np.float32) / 255.0
     np.testing.assert_allclose(images, want, atol=1e-7)
 
 
-def test_image_folder_dataset_without_classes_gives_images(tmp_path, rng):
+def test_a_folder_of_images_without_classes_gives_images(tmp_path, rng):
     arrays = rng.integers(0, 256, (3, 6, 6, 3), dtype=np.uint8)
     for i, array in enumerate(arrays):
         _write_png(str(tmp_path / f"{i}.png"), array)
-    batches = list(data.image_folder_dataset(tmp_path, (6, 6, 1), batch_size=2))
+    listing = data.folder_files(tmp_path)
+    assert listing.classes == () and list(listing.groups) == [0, 0, 0]
+    batches = list(data.files_dataset(listing.paths, None, (6, 6, 1), batch_size=2))
     assert [tuple(b.shape) for b in batches] == [(2, 6, 6, 1), (1, 6, 6, 1)]
     assert float(tf.reduce_max(batches[0])) <= 1.0
 
 
-def test_image_folder_dataset_errors(tmp_path):
+def test_folder_files_and_files_dataset_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="`folder` must be a folder of images"):
-        data.image_folder_dataset(tmp_path / "absent", (8, 8, 3))
+        data.folder_files(tmp_path / "absent")
+    with pytest.raises(ValueError, match=f"no image files .* in {tmp_path}/"):
+        data.folder_files(tmp_path)
     with pytest.raises(ValueError, match="`image_shape` must fix the"):
-        data.image_folder_dataset(tmp_path, (None, None, 3))
+        data.files_dataset(["a.png"], None, (None, None, 3))
     with pytest.raises(ValueError, match="`batch_size` must be a positive integer"):
-        data.image_folder_dataset(tmp_path, (8, 8, 3), batch_size=0)
+        data.files_dataset(["a.png"], None, (8, 8, 3), batch_size=0)
     with pytest.raises(TypeError, match="`batch_size` must be an integer"):
-        data.image_folder_dataset(tmp_path, (8, 8, 3), batch_size=2.0)
-    with pytest.raises(ValueError, match=f"cannot read images in {tmp_path}"):
-        data.image_folder_dataset(tmp_path, (8, 8, 3))
+        data.files_dataset(["a.png"], None, (8, 8, 3), batch_size=2.0)
+    with pytest.raises(ValueError, match="1, 3 or 4 channels"):
+        data.files_dataset(["a.png"], None, (8, 8, 2))
+    with pytest.raises(ValueError, match="`labels` must hold one label per path"):
+        data.files_dataset(["a.png"], [0, 1], (8, 8, 3))
+
+
+def test_the_old_module_names_still_import():
+    from tf_signsal import datasets
+    from tf_signsal.data import synthetic
+
+    assert datasets.synthetic_signs is synthetic.synthetic_signs is data.synthetic_signs
+    assert data.load is data.paper.load and data.read_images is files.read_images
+    assert not hasattr(data, "image_folder_dataset")
 
 
 # ----------------------------------------------------------------------------- limits
@@ -349,11 +366,11 @@ def test_size_cap(tmp_path, rng, monkeypatch):
     path = str(tmp_path / "a.png")
     _write_png(path, rng.integers(0, 256, (16, 16, 3), dtype=np.uint8))
     size = os.path.getsize(path)
-    monkeypatch.setattr(data, "MAX_IMAGE_BYTES", size - 1)
+    monkeypatch.setattr(files, "MAX_IMAGE_BYTES", size - 1)
     assert data.image_file_problem(path) == f"{size} bytes, more than MAX_IMAGE_BYTES ({size - 1})"
     with pytest.raises(ValueError, match="bytes, more than MAX_IMAGE_BYTES"):
         data.read_images([path], (16, 16, 3))
-    monkeypatch.setattr(data, "MAX_IMAGE_BYTES", size)
+    monkeypatch.setattr(files, "MAX_IMAGE_BYTES", size)
     assert data.image_file_problem(path) is None and data.read_images([path], (16, 16, 3)).size
 
 
@@ -424,7 +441,7 @@ def test_folder_files_and_files_dataset(tmp_path, rng):
 
 def test_evaluation_data_matches_a_subset_of_classes_by_name(tmp_path, rng):
     folder, expected = _subset_tree(tmp_path, rng)
-    chosen = data.evaluation_data(str(folder), (8, 8, 3), 10, limit=4, seed=0,
+    chosen = evaluation_data(str(folder), (8, 8, 3), 10, limit=4, seed=0,
                                   class_names=CLASSES, batch_size=3)
     assert chosen.labelled and chosen.num_images == 4
     assert chosen.description == (
@@ -441,18 +458,18 @@ def test_evaluation_data_matches_a_subset_of_classes_by_name(tmp_path, rng):
     pixels = np.stack([expected[p][1] for p in want]) / np.float32(255)
     np.testing.assert_array_equal(images, pixels)
     # Without names the two folders cannot be the model's ten classes: no labels, and why.
-    unnamed = data.evaluation_data(str(folder), (8, 8, 3), 10)
+    unnamed = evaluation_data(str(folder), (8, 8, 3), 10)
     assert not unnamed.labelled and unnamed.num_images == 6
     assert unnamed.record["labels"].startswith("none: 2 class folders for a model of 10")
     assert unnamed.description == f"evaluating 6 images: 3 per class of {folder}"
     assert unnamed.dataset.element_spec.shape.as_list() == [None, 8, 8, 3]
     # As many folders as classes: sorted order, as Keras reads them.
-    assert data.evaluation_data(str(folder), (8, 8, 3), 2).labelled
+    assert evaluation_data(str(folder), (8, 8, 3), 2).labelled
 
 
 def test_evaluation_data_of_a_local_dataset(tree):
     root, expected = tree
-    chosen = data.evaluation_data("cifar10", (32, 32, 3), 10, data_dir=root, limit=10, seed=1)
+    chosen = evaluation_data("cifar10", (32, 32, 3), 10, data_dir=root, limit=10, seed=1)
     assert chosen.record["images_per_class"] == dict.fromkeys(CLASSES, 1)
     images, labels = _collect(chosen.dataset)
     np.testing.assert_array_equal(labels, np.arange(10))
@@ -463,7 +480,7 @@ def test_evaluation_data_of_a_local_dataset(tree):
 
 def test_evaluation_data_from_tfds_mock():
     with tfds.testing.mock_data(num_examples=12):
-        chosen = data.evaluation_data("cifar10", (32, 32, 3), 10, limit=5, batch_size=2)
+        chosen = evaluation_data("cifar10", (32, 32, 3), 10, limit=5, batch_size=2)
         images, labels = _collect(chosen.dataset)
         assert images.shape == (5, 32, 32, 3) and int(chosen.dataset.cardinality()) == 3
         assert sum(chosen.record["images_per_class"].values()) == 5
@@ -479,10 +496,8 @@ def test_a_dataset_folder_of_splits_is_not_read_as_classes(tmp_path, rng):
                        "class folders: read one split, e.g. .*set/Val"):
         data.folder_files(tmp_path / "set")
     with pytest.raises(ValueError, match="holds the splits Val, train"):
-        data.evaluation_data(str(tmp_path / "set"), (8, 8, 3), 10)
-    with pytest.raises(ValueError, match="holds the splits Val, train"):
-        data.image_folder_dataset(tmp_path / "set", (8, 8, 3))
-    assert data.evaluation_data(str(tmp_path / "set"), (8, 8, 3), 10, split="Val").labelled
+        evaluation_data(str(tmp_path / "set"), (8, 8, 3), 10)
+    assert evaluation_data(str(tmp_path / "set"), (8, 8, 3), 10, split="Val").labelled
     # Class folders are not splits, even one named like a split; nor is a folder with
     # another subfolder, or a split folder holding images directly.
     assert data.dataset_splits(tmp_path / "set" / "train") == ()
@@ -506,14 +521,14 @@ def test_folder_files_names_a_file_that_is_not_an_image(tmp_path, rng):
 def test_the_signatures_are_those_tensorflow_decodes():
     # Each signature passes, and tf.io.decode_image takes it for its format (it fails on
     # the body, not with "Unknown image file format"); anything else it does not know.
-    signatures = [*data._DECODED_SIGNATURES, b"RIFF\0\0\0\0WEBP"]
+    signatures = [*files._DECODED_SIGNATURES, b"RIFF\0\0\0\0WEBP"]
     for signature in signatures:
         header = signature + bytes(40)
-        assert data._decoded_format(header)
+        assert files._decoded_format(header)
         with pytest.raises(tf.errors.InvalidArgumentError) as error:
             tf.io.decode_image(header)
         assert "Unknown image file format" not in str(error.value), signature
     for header in (b"junk" + bytes(40), b"RIFF\0\0\0\0WAVE" + bytes(40), b"\xff\xd8"):
-        assert not data._decoded_format(header)
+        assert not files._decoded_format(header)
         with pytest.raises(tf.errors.InvalidArgumentError, match="Unknown image file format"):
             tf.io.decode_image(header)

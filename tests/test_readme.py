@@ -13,8 +13,6 @@ import pytest
 
 from conftest import SHARED_DATA
 
-pytestmark = pytest.mark.slow  # runs the README's snippets
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -96,7 +94,7 @@ def test_readme_command_lines_use_existing_options():
             raise AssertionError(f"README.md, line {number}: `tf-signsal "
                                  f"{' '.join(arguments)}` does not parse") from error
     # argparse also takes unambiguous prefixes (--indep): the README spells options whole.
-    cli_path = os.path.join(ROOT, "tf_signsal", "cli.py")
+    cli_path = os.path.join(ROOT, "tf_signsal", "cli")  # the package: one module per command
     for number, arguments in cli:
         assert_declared(cli_path, arguments, f"README.md, line {number}: tf-signsal")
     for number, script, arguments in scripts:
@@ -106,9 +104,14 @@ def test_readme_command_lines_use_existing_options():
 
 
 def assert_declared(path, arguments, where):
-    """Each --option of `arguments` is declared whole in the source at `path` (read, not
-    run: some examples need PyTorch)."""
-    with open(path, encoding="utf-8") as file:
-        declared = set(re.findall(r"add_argument\(\s*[\"'](--[\w-]+)", file.read()))
+    """Each --option of `arguments` is declared whole in the source at `path`, a file or a
+    folder of modules (read, not run: some examples need PyTorch)."""
+    paths = [path] if os.path.isfile(path) else [
+        os.path.join(path, name) for name in sorted(os.listdir(path)) if name.endswith(".py")
+    ]
+    declared = set()
+    for source in paths:
+        with open(source, encoding="utf-8") as file:
+            declared |= set(re.findall(r"add_argument\(\s*[\"'](--[\w-]+)", file.read()))
     for option in (a for a in arguments if a.startswith("--")):
         assert option in declared, f"{where} has no option {option}"

@@ -1,8 +1,8 @@
 """The demo program: the paper's CNN on synthetic signs, its maps, scores and report.
 
-`run_demo` trains `models.paper_cnn` on `datasets.synthetic_signs` (bright and dark
+`run_demo` trains `models.paper_cnn` on `synthetic.synthetic_signs` (bright and dark
 shapes whose place is known), explains the test images, plays the pointing game
-(`datasets.pointing_game`), runs the black and white deletion benchmark, and writes
+(`synthetic.pointing_game`), runs the black and white deletion benchmark, and writes
 figures, `results.json` and a self-contained `report.html`. Each step is one function
 below, in the order `run_demo` calls them; `summary` gives the results as text.
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import time
 from typing import Any, NamedTuple
 
@@ -28,9 +29,9 @@ import numpy as np
 import tensorflow as tf
 from matplotlib.figure import Figure
 
-from tf_signsal import _checks, datasets, models, plotting, training
-from tf_signsal._io import write_json
+from tf_signsal import _checks, _io, models, plotting, training
 from tf_signsal.callbacks import SaliencyMapsCallback
+from tf_signsal.data import synthetic
 from tf_signsal.evaluation import PAPER_PAIRS, RANDOM_PAIRS, AllegianceEvaluator, AllegianceResult
 from tf_signsal.maps import METHODS, SignedSaliency
 from tf_signsal.report import HtmlReport, versions
@@ -42,6 +43,17 @@ RESULTS_FILE = "results.json"
 REPORT_FILE = "report.html"
 MAPS_DIR = "maps_over_training"
 """What `run_demo` writes in its folder, beside the figures, history.json and model.keras."""
+
+OUTPUTS: tuple[str, ...] = (
+    RESULTS_FILE, REPORT_FILE, "history.json", "model.keras", "maps_grid.png", "history.png",
+    "curves.png", "overlays.png", "signed.png", "maps_over_training_positive.png",
+    "maps_over_training_negative.png",
+)
+"""The files `run_demo` writes in its folder (listed in its manifest, `.tf-signsal-demo.json`),
+beside the `MAPS_DIR` folder of the maps logged during training."""
+
+OWN_OUTPUTS = re.compile("|".join(map(re.escape, OUTPUTS)))
+"""The names the demo may replace in its folder (its manifest is obeyed for these only)."""
 
 MAP_DEFINITIONS: tuple[tuple[str, str], ...] = (
     ("standard", "max over channels of |g|: every pixel whose change moves the score"),
@@ -86,7 +98,8 @@ def run_demo(
     `maps_over_training/`.
 
     Args:
-        out: the output folder (created if needed).
+        out: the output folder: a new one, an empty one or one the package wrote in (see
+            `OUTPUTS`); a rerun replaces the files the demo wrote there, never another.
         epochs: training epochs.
         seed: seed of the data (the test set uses seed + 1), the initial weights, the
             shuffling and the pointing game's random map.
@@ -104,7 +117,9 @@ def run_demo(
         with no test image, whose scores are None), "versions" and "seconds".
 
     Raises:
-        FileExistsError: `out` exists and is not a folder (before any work).
+        FileExistsError: before any work, `out` exists and is not a folder, holds a file of
+            `OUTPUTS` that the demo did not write, or is a folder of files the package did
+            not write.
 
     Example:
         >>> record = run_demo("runs/signsal-demo", epochs=1, train_size=200, test_size=32)
@@ -119,15 +134,27 @@ def run_demo(
         "batch_size": _checks.positive_int("batch_size", batch_size),
     }
     out = os.path.abspath(os.fspath(out))
-    if os.path.lexists(out) and not os.path.isdir(out):
-        raise FileExistsError(f"`out` {out} exists and is not a folder")
+    _io.check_output_path(out)
+    earlier = _io.claim_output_folder(out, "demo", OUTPUTS, OWN_OUTPUTS)
+    record, _ = _io.write_output_folder(
+        out, "demo", OUTPUTS, earlier,
+        lambda: _run(out, config, epochs, seed, train_size, test_size, image_size, batch_size,
+                     verbose),
+    )
+    return record
+
+
+def _run(
+    out: str, config: dict[str, int], epochs: int, seed: int, train_size: int, test_size: int,
+    image_size: int, batch_size: int, verbose: bool,
+) -> dict[str, Any]:
+    """`run_demo`'s work, in the folder `out` it claimed."""
     started = time.perf_counter()
-    os.makedirs(out, exist_ok=True)
     data = _synthetic_data(train_size, test_size, image_size, seed)
     model, history = _train(data, out, epochs, seed, batch_size, verbose)
     trained = time.perf_counter()
     maps, predictions = _explain(model, data.x_test)
-    pointing = datasets.pointing_game(
+    pointing = synthetic.pointing_game(
         maps, data.masks, data.y_test, seed=seed, top_fraction=TOP_FRACTION
     )
     pointing, notes = _without_nan(pointing)
@@ -141,7 +168,7 @@ def run_demo(
     record = {
         "command": "demo",
         "config": config,
-        "class_names": list(datasets.SYNTHETIC_CLASS_NAMES),
+        "class_names": list(synthetic.SYNTHETIC_CLASS_NAMES),
         "test_accuracy": float(np.mean(predictions == data.y_test)),
         "history": history,
         "pointing_game": {"top_fraction": TOP_FRACTION, "scores": pointing},
@@ -150,7 +177,7 @@ def run_demo(
         "versions": versions(),
         "seconds": {"training": trained - started, "total": time.perf_counter() - started},
     }
-    write_json(os.path.join(out, RESULTS_FILE), record)
+    _io.write_json(os.path.join(out, RESULTS_FILE), record)
     _report(record, pngs).save(os.path.join(out, REPORT_FILE))
     return record
 
@@ -206,10 +233,10 @@ def _without_nan(
 
 def _synthetic_data(train_size: int, test_size: int, image_size: int, seed: int) -> _Data:
     """Training and test signs (the test set with seed + 1), and the probe images."""
-    x_train, y_train, _ = datasets.synthetic_signs(train_size, image_size, seed)
-    x_test, y_test, masks = datasets.synthetic_signs(test_size, image_size, seed + 1)
+    x_train, y_train, _ = synthetic.synthetic_signs(train_size, image_size, seed)
+    x_test, y_test, masks = synthetic.synthetic_signs(test_size, image_size, seed + 1)
     # One probe image per class, in class order: the maps grid and the maps over training.
-    classes = range(len(datasets.SYNTHETIC_CLASS_NAMES))
+    classes = range(len(synthetic.SYNTHETIC_CLASS_NAMES))
     probe = np.array([np.flatnonzero(y_test == c)[0] for c in classes if c in y_test])
     return _Data(x_train, y_train, x_test, y_test, masks, probe)
 
@@ -220,7 +247,7 @@ def _train(
     """The paper's CNN trained with the paper's recipe, the probe maps logged each epoch.
 
     Returns the model and its history (metric -> one value per epoch)."""
-    names = datasets.SYNTHETIC_CLASS_NAMES
+    names = synthetic.SYNTHETIC_CLASS_NAMES
     train_ds = tf.data.Dataset.from_tensor_slices((data.x_train, data.y_train))
     train_ds = train_ds.shuffle(len(data.x_train), seed=seed).batch(batch_size)
     test_ds = tf.data.Dataset.from_tensor_slices((data.x_test, data.y_test)).batch(batch_size)
@@ -284,7 +311,7 @@ def _sign_figures(
     negative blue, from the raw maps) of the probe images."""
     images = data.x_test[data.probe]
     chosen = {m: maps[m][data.probe] for m in ("positive", "negative")}
-    names = [datasets.SYNTHETIC_CLASS_NAMES[y] for y in data.y_test[data.probe]]
+    names = [synthetic.SYNTHETIC_CLASS_NAMES[y] for y in data.y_test[data.probe]]
     return {
         "overlays.png": plotting.plot_overlays(images, chosen, list(chosen), titles=names),
         "signed.png": plotting.plot_signed(
@@ -312,7 +339,7 @@ def _history_figure(history: dict[str, list[float]]) -> Figure:
 
 def _maps_grid(data: _Data, maps: dict[str, np.ndarray], predictions: np.ndarray) -> Figure:
     """The probe images, their shapes (the truth) and their five maps."""
-    names = datasets.SYNTHETIC_CLASS_NAMES
+    names = synthetic.SYNTHETIC_CLASS_NAMES
     grid_maps = {"shape": data.masks[data.probe].astype(np.float32)}
     grid_maps.update({method: maps[method][data.probe] for method in METHODS})
     # Short row titles: the true class on two lines, and the prediction only when wrong.

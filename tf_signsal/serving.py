@@ -19,15 +19,19 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from tf_signsal import _checks
+from tf_signsal import _checks, _io
 from tf_signsal.attributions import Attribution
 from tf_signsal.maps import METHODS, SignedSaliency
 
 EXPLAIN_SIGNATURE = "explain"
 
-# What a SavedModel folder holds: `export` replaces a folder holding only these (and
-# `saved_model.pb`), so that it never deletes a file of the user's.
-_SAVED_MODEL_FILES = frozenset({"saved_model.pb", "fingerprint.pb"})
+# The package's output-folder policy (`tf_signsal._io`) for a folder that is replaced
+# whole: `export` replaces a folder holding only what it writes (a SavedModel, and its
+# manifest, which marks the folder as the package's), so that it never deletes a file of
+# the user's. A SavedModel without the manifest (an older export, `keras.Model.export`) is
+# replaced too.
+_MANIFEST = _io.manifest_name("export")
+_SAVED_MODEL_FILES = frozenset({"saved_model.pb", "fingerprint.pb", _MANIFEST})
 _SAVED_MODEL_FOLDERS = frozenset({"variables", "assets"})
 _EXPECTED = (
     "a SavedModel folder (saved_model.pb and optionally variables/, assets/, "
@@ -39,14 +43,6 @@ _PROBE_SIZE = 64
 
 
 # ----------------------------------------------------------------------------- the path
-
-
-def _is_within(path: str, folder: str) -> bool:
-    """Whether `path` is `folder` or lies inside it (both absolute, links resolved)."""
-    try:
-        return os.path.commonpath([path, folder]) == folder
-    except ValueError:  # different drives
-        return False
 
 
 def _saved_model_problem(path: str) -> str | None:
@@ -85,7 +81,7 @@ def _check_path(path: str, overwrite: bool, protect: Iterable[str | os.PathLike]
     """Refuse a `path` whose replacement could lose a file of the user's."""
     real = os.path.realpath(path)
     current = os.path.realpath(os.getcwd())
-    if _is_within(current, real):
+    if _io.is_within(current, real):
         where = "the current directory" if real == current else "a parent of the current directory"
         raise ValueError(
             f"`path` {path} is {where}: `export` writes a SavedModel folder in its place; "
@@ -93,12 +89,13 @@ def _check_path(path: str, overwrite: bool, protect: Iterable[str | os.PathLike]
         )
     for kept in protect:
         kept = os.path.realpath(os.fspath(kept))
-        if _is_within(kept, real):
+        if _io.is_within(kept, real):
             raise ValueError(
                 f"`path` {path} holds {kept}, the model being exported: pass a new folder for "
                 "the SavedModel, e.g. models/signsal/1"
             )
     if not os.path.lexists(path):
+        _io.check_output_path(path, "`path`")  # its parents: a file, a link, not writable
         return
     if os.path.islink(path):
         raise FileExistsError(
@@ -271,7 +268,8 @@ def export(
     `export` never replaces anything but a SavedModel: before any work it
     refuses (`FileExistsError`) a `path` that is a file, a symbolic link, or a
     folder holding anything else than `saved_model.pb`, `variables/`,
-    `assets/` and `fingerprint.pb` (e.g. `models/signsal` instead of
+    `assets/`, `fingerprint.pb` and the `.tf-signsal-export.json` manifest it writes
+    there, the package's mark on its output folders (e.g. `models/signsal` instead of
     `models/signsal/1`), even with `overwrite=True`; and (`ValueError`) the
     current directory or one of its parents, or a folder holding a path of
     `protect`. It also refuses (`ValueError`) a model with a single output:
@@ -342,6 +340,9 @@ def export(
         _make_folders(os.path.dirname(path), created)
         os.mkdir(staging)
         archive.write_out(staging, verbose=False)
+        _io.write_json(os.path.join(staging, _MANIFEST), {
+            "command": "export", "files": sorted(os.listdir(staging)),
+        })
         _replace(staging, path, overwrite, protect)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
