@@ -116,6 +116,7 @@ def run(request, data, tmp_path_factory):
     )
 
 
+@pytest.mark.slow
 def test_aucs_are_logged_once_per_epoch_in_history_and_csv(run):
     # AUCs: one per epoch in History and in the CSV written after the callback.
     allegiance = run.allegiance
@@ -130,12 +131,14 @@ def test_aucs_are_logged_once_per_epoch_in_history_and_csv(run):
         assert all(0.0 <= v <= 0.9 + 1e-9 for v in expected)
 
 
+@pytest.mark.slow
 def test_allegiance_curves_are_saved_per_epoch(run):
     for epoch in (1, 2):
         saved = AllegianceResult.load_json(run.folder / "curves" / f"epoch_{epoch:04d}.json")
         assert saved == run.allegiance.results[epoch]
 
 
+@pytest.mark.slow
 def test_last_aucs_are_those_of_the_trained_model(run):
     # The last epoch's AUCs are those of the trained model, recomputed now
     # (deletion does flip predictions here, so the comparison has teeth).
@@ -144,6 +147,7 @@ def test_last_aucs_are_those_of_the_trained_model(run):
     assert results[2].auc == AllegianceEvaluator(run.model).evaluate(run.held_out, verbose=0).auc
 
 
+@pytest.mark.slow
 def test_map_files_are_written_for_every_logged_epoch(run):
     files = sorted(os.listdir(run.folder))
     for epoch in (0, 1, 2):
@@ -154,6 +158,7 @@ def test_map_files_are_written_for_every_logged_epoch(run):
     assert png.ndim == 3 and png.shape[0] > 100 and png.shape[1] > 100
 
 
+@pytest.mark.slow
 def test_npz_holds_the_probe_batch_and_its_maps(run):
     final = run.logged[2]
     expected_keys = {*METHODS, "logits", "predictions", "images", "labels", "epoch", "class_names"}
@@ -169,6 +174,7 @@ def test_npz_holds_the_probe_batch_and_its_maps(run):
         assert final[method].min() >= 0.0 and final[method].max() <= 1.0
 
 
+@pytest.mark.slow
 def test_each_epochs_maps_are_those_of_its_weights(run):
     # Each file holds the maps of that epoch's weights: before training, the
     # untrained model's; at the end, those of the trained model recomputed now.
@@ -183,6 +189,7 @@ def test_each_epochs_maps_are_those_of_its_weights(run):
     assert not np.allclose(logged[1]["logits"], logged[2]["logits"], atol=1e-4)
 
 
+@pytest.mark.slow
 def test_tensorboard_gets_the_maps_of_every_logged_epoch_and_the_inputs_once(run):
     summaries = image_summaries(run.folder)
     for method in METHODS:
@@ -190,6 +197,7 @@ def test_tensorboard_gets_the_maps_of_every_logged_epoch_and_the_inputs_once(run
     assert summaries["maps/inputs"] == [0]
 
 
+@pytest.mark.slow
 def test_training_is_not_perturbed(data, tmp_path):
     x, y = data
     plain = bn_net()
@@ -210,6 +218,7 @@ def test_training_is_not_perturbed(data, tmp_path):
     assert np.any(moving_mean.numpy() != 0.0)
 
 
+@pytest.mark.slow
 def test_tf_data_input_every_n_epochs_and_initial_epoch(data, tmp_path):
     x, y = data
     dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
@@ -253,6 +262,7 @@ def test_targets_are_explained(data, tmp_path):
             np.testing.assert_allclose(npz[method], expected[method].numpy(), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_io_error_warns_and_training_goes_on(data, tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("the log folder's parent is a file, so it cannot be created")
@@ -313,6 +323,7 @@ def test_maps_callback_takes_labels_as_keras_datasets_gives_them(images):
     assert maps_cb.labels.dtype == np.int64
 
 
+@pytest.mark.slow
 def test_map_evolution_of_a_logged_run(data, tmp_path):
     model = bn_net()
     maps_cb = callbacks.SaliencyMapsCallback(data[0][:2], tmp_path, formats=["npz"])
@@ -334,6 +345,7 @@ def _pair(key):
     return method, fill
 
 
+@pytest.mark.slow
 def test_allegiance_every_n_epochs_with_csv_and_early_stopping(data, tmp_path):
     x, y = data
     model = bn_net()
@@ -364,6 +376,7 @@ def test_allegiance_every_n_epochs_with_csv_and_early_stopping(data, tmp_path):
     assert len(missing) == 1
 
 
+@pytest.mark.slow
 def test_allegiance_after_a_logs_reader_is_not_seen(data):
     model = bn_net()
     allegiance = callbacks.AllegianceCallback(data[0][:8], pairs=[("active", "black")])
@@ -372,6 +385,7 @@ def test_allegiance_after_a_logs_reader_is_not_seen(data):
         fit(model, data, [stopper, allegiance], epochs=1)  # wrong order: documented
 
 
+@pytest.mark.slow
 def test_allegiance_save_dir_io_error_warns(data, tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
@@ -467,6 +481,7 @@ def test_png_overlay_draws_the_maps_over_the_images(data, tmp_path, monkeypatch)
         callbacks.SaliencyMapsCallback(data[0][:2], tmp_path, overlay="yes")
 
 
+@pytest.mark.slow
 def test_png_overlay_file_is_written(data, tmp_path):
     maps_cb = callbacks.SaliencyMapsCallback(data[0][:2], tmp_path, formats=["png"], overlay=True)
     fit(bn_net(), data, [maps_cb], epochs=1)

@@ -68,6 +68,7 @@ def _assert_one_line_error(status, err, fragment):
 # ----------------------------------------------------------------------------- usage
 
 
+@pytest.mark.slow
 def test_module_help_in_a_subprocess():
     result = subprocess.run(
         [sys.executable, "-m", "tf_signsal", "--help"],
@@ -244,6 +245,7 @@ def test_evaluate_on_an_image_folder(capsys, tmp_path, model_file, pictures):
     assert record["accuracy"] == expected.to_dict()["accuracy"]
 
 
+@pytest.mark.slow
 def test_export_then_refuse_to_overwrite(capsys, tmp_path, model_file):
     out = tmp_path / "models" / "signsal" / "1"
     status, stdout, _ = _run(capsys, "export", "--model", model_file, "--out", out)
@@ -254,6 +256,7 @@ def test_export_then_refuse_to_overwrite(capsys, tmp_path, model_file):
     _assert_one_line_error(status, err, "already exists")
 
 
+@pytest.mark.slow
 def test_tiny_demo(capsys, tmp_path):
     """The whole demo on a tiny setting (its report: maps, training, tables, versions)."""
     out = tmp_path / "demo"
@@ -292,6 +295,7 @@ def test_tiny_demo(capsys, tmp_path):
 # ----------------------------------------------------------------------------- hardening
 
 
+@pytest.mark.slow
 def test_export_overwrite_refuses_user_folders_and_deletes_nothing(
     capsys, tmp_path, model_file, monkeypatch
 ):
@@ -452,6 +456,7 @@ def _python(code, env=None, timeout=300):
                           text=True, timeout=timeout, env=env)
 
 
+@pytest.mark.slow
 def test_help_does_not_import_tensorflow():
     code = (
         "import sys, time\n"
@@ -473,6 +478,7 @@ def test_help_does_not_import_tensorflow():
     assert float(result.stdout.split("seconds")[-1]) < 2.0
 
 
+@pytest.mark.slow
 def test_no_tensorflow_log_lines_unless_debug(tmp_path, model_file, pictures):
     image = pictures[1][0]
     code = (
@@ -573,6 +579,37 @@ def test_sanity_writes_the_checks_of_a_seeded_subset(capsys, tmp_path, model_fil
         random_logit_check(model, chosen, methods=["positive", "active"], seed=0), abs=1e-12
     )
     assert "random-logit check" in stdout
+
+
+def test_sanity_of_another_attribution(capsys, tmp_path, model_file, pictures):
+    """--attribution reaches both checks: the record holds the in-process checks of the
+    integrated-gradients maps, which differ from the gradient's."""
+    from tf_signsal.evaluation import RandomizationResult, random_logit_check, randomization_check
+
+    folder, paths, images = pictures
+    out = tmp_path / "sanity"
+    status, _, err = _run(capsys, "sanity", "--model", model_file, "--data", folder,
+                          "--limit", "2", "--methods", "positive", "--out", out,
+                          "--attribution", "integrated_gradients")
+    assert status == 0, err
+    record = read_json(out / "sanity.json")
+    assert record["run"]["attribution"] == "integrated_gradients"
+    model = keras.saving.load_model(model_file)
+    sorted_paths = np.argsort(paths)
+    groups = np.array([int(os.path.basename(os.path.dirname(paths[i]))[-1])
+                       for i in sorted_paths])
+    chosen = images[sorted_paths[data.balanced_subset(groups, 2, seed=0)]]
+    options = {"methods": ["positive"], "seed": 0}
+    expected = randomization_check(model, chosen, attribution="integrated_gradients", **options)
+    assert RandomizationResult.from_dict(record["randomization"]) == expected
+    assert expected != randomization_check(model, chosen, **options)
+    assert record["random_logit"] == pytest.approx(
+        random_logit_check(model, chosen, attribution="integrated_gradients", **options),
+        abs=1e-12,
+    )
+    with pytest.raises(SystemExit) as exit_info:  # a name of vocabulary.ATTRIBUTIONS only
+        main(["sanity", "--model", "m", "--data", "d", "--out", "o", "--attribution", "lrp"])
+    assert exit_info.value.code == 2 and "invalid choice" in capsys.readouterr().err
 
 
 # ----------------------------------------------------------------------------- outputs and data

@@ -60,6 +60,7 @@ def test_out_that_is_a_file_is_refused_before_any_work(tmp_path):
     assert out.read_text() == "keep"
 
 
+@pytest.mark.slow
 def test_one_test_image_writes_valid_json(tmp_path):
     """With one test image a pointing-game group has no image: None and a note, not NaN."""
     record = demo.run_demo(tmp_path / "out", epochs=1, train_size=16, test_size=1,

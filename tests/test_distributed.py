@@ -18,6 +18,8 @@ import pytest
 from conftest import small_conv_net
 from tf_signsal.evaluation import ALL_PAIRS, AllegianceEvaluator
 
+pytestmark = pytest.mark.slow  # multi-worker training in subprocesses
+
 TESTS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TESTS)
 TIMEOUT_S = 180

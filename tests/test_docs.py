@@ -9,6 +9,8 @@ import textwrap
 
 import pytest
 
+pytestmark = pytest.mark.slow  # builds the whole API reference
+
 pytest.importorskip("pdoc", reason="pdoc builds the API reference: pip install pdoc")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

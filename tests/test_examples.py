@@ -18,6 +18,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "exa
 import reproduce_paper  # noqa: E402
 import results_table  # noqa: E402
 
+pytestmark = pytest.mark.slow  # runs the examples
+
 
 @pytest.fixture
 def cifar_tree(tmp_path, rng):

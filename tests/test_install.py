@@ -5,6 +5,8 @@ import configparser
 import os
 import re
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Import names that differ from the distribution names declared in setup.cfg.
 DISTRIBUTION = {"tensorflow_datasets": "tensorflow-datasets", "PIL": "matplotlib"}
@@ -45,6 +47,7 @@ def test_every_third_party_import_is_declared():
     assert not missing, f"imported by tf_signsal but not in install_requires: {missing}"
 
 
+@pytest.mark.slow
 def test_tensorflow_datasets_download_path_imports():
     # tensorflow-datasets imports importlib_resources lazily, only when it builds a dataset
     # to download: without it a fresh install fails before any download is tried.

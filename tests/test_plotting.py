@@ -1,4 +1,5 @@
-"""Figures: the maps grid, prediction titles, map evolution and atomic saving."""
+"""Figures: the maps grid, overlays, the signed view, curves, map evolution and atomic
+saving."""
 
 import os
 import threading
@@ -481,3 +482,119 @@ def test_overlay_and_signed_errors(images, maps, gradient):
         plotting.plot_signed(None, signed[:0])
     with pytest.raises(ValueError, match="titles"):
         plotting.plot_signed(None, signed, titles=["a"])
+
+
+def _record(orders=("morf", "lerf")):
+    """An `AllegianceResult` record (`to_dict`'s format) of two pairs, made by hand."""
+    fractions = [0.0, 0.25, 0.5]
+    curves = {"positive/black": [0.9, 0.5, 0.25], "standard/white": [0.9, 0.7, 0.5]}
+    record = {
+        order: {
+            "curves": {n: [v * (k + 1) / 2 for v in c] for n, c in curves.items()},
+            "deleted": {n: fractions for n in curves},
+            "accuracy": None,
+        }
+        for k, order in enumerate(orders)
+    }
+    return {"fractions": fractions, "n_images": 4, **record["morf"], "orders": record}
+
+
+def _trapezoid(x, y):
+    return sum((y[j] + y[j - 1]) / 2 * (x[j] - x[j - 1]) for j in range(1, len(x)))
+
+
+def test_plot_curves_draws_each_curve_with_its_map_colour_and_fill_line():
+    fractions = [0.0, 0.1, 0.5]
+    curves = {
+        "positive/black": [1.0, 0.6, 0.2],
+        "negative/white": [1.0, 0.7, 0.3],
+        "random/black": [1.0, 0.9, 0.8],
+        "mine/0.5": [1.0, 0.8, 0.1],
+    }
+    auc = {name: _trapezoid(fractions, c) for name, c in curves.items()}
+    ax = plotting.plot_curves(fractions, curves, auc, ax=Figure().subplots(), title="curves")
+    lines = ax.get_lines()
+    assert [line.get_label() for line in lines] == [
+        f"{name} (AUC {auc[name]:.3f})" for name in curves
+    ]
+    for line, values in zip(lines, curves.values()):
+        np.testing.assert_array_equal(line.get_xdata(), np.array(fractions) * 100)
+        np.testing.assert_array_equal(line.get_ydata(), values)
+    assert [line.get_color() for line in lines] == ["C1", "C2", "C7", "C5"]
+    assert [line.get_linestyle() for line in lines] == ["-", "--", "-", ":"]
+    assert ax.get_title() == "curves" and ax.get_xlim() == (0.0, 50.0)
+    plain = plotting.plot_curves(fractions, curves, ax=Figure().subplots())
+    assert [line.get_label() for line in plain.get_lines()] == list(curves)
+
+
+def test_plot_curves_bad_arguments():
+    ax = Figure().subplots()
+    with pytest.raises(ValueError, match="`curves` must hold one value per fraction"):
+        plotting.plot_curves([0.0, 0.5], {"positive/black": [1.0]}, ax=ax)
+    with pytest.raises(TypeError, match="`curves` must be a dict"):
+        plotting.plot_curves([0.0, 0.5], [[1.0, 0.5]], ax=ax)
+    with pytest.raises(ValueError, match="`fractions`"):
+        plotting.plot_curves([], {}, ax=ax)
+    with pytest.raises(ValueError, match=r"`auc` .* missing \['a/black'\]"):
+        plotting.plot_curves([0.0, 0.5], {"a/black": [1.0, 0.5]}, {}, ax=ax)
+
+
+def test_plot_allegiance_draws_the_result_with_plot_curves():
+    from tf_signsal.evaluation.result import AllegianceResult
+
+    record = _record()
+    result = AllegianceResult.from_dict(record)
+    ax = plotting.plot_allegiance(
+        result, Figure().subplots(), title="t", pairs=[("standard", "white")], order="lerf"
+    )
+    (line,) = ax.get_lines()
+    expected = record["orders"]["lerf"]["curves"]["standard/white"]
+    np.testing.assert_array_equal(line.get_ydata(), expected)
+    assert line.get_label() == f"standard/white (AUC {_trapezoid([0, 0.25, 0.5], expected):.3f})"
+    assert ax.get_title() == "t - lerf"
+    whole = result.plot(Figure().subplots())
+    assert [line.get_label().split(" ")[0] for line in whole.get_lines()] == [
+        "positive/black", "standard/white"
+    ]
+    assert whole.get_title() == ""
+    with pytest.raises(ValueError, match="`order` must be among the result's orders"):
+        result.plot(order="insertion")
+    with pytest.raises(ValueError, match=r"received unknown \['active/white'\]"):
+        result.plot(pairs=[("active", "white")])
+
+
+def test_the_callback_log_format_moved_to_the_callbacks(tmp_path, rng):
+    from tf_signsal import callbacks
+
+    with pytest.warns(DeprecationWarning, match="tf_signsal.callbacks.EPOCH_FILE"):
+        assert plotting.EPOCH_FILE is callbacks.EPOCH_FILE
+    maps = [rng.random((2, 4, 4)).astype(np.float32) for _ in range(2)]
+    for epoch, values in zip((3, 1), maps):
+        _write_epoch(tmp_path, epoch, {"positive": values}, [epoch, 0], class_names=["a", "b"])
+    with pytest.warns(DeprecationWarning, match="tf_signsal.callbacks.logged_epochs"):
+        assert plotting.logged_epochs(tmp_path) == callbacks.logged_epochs(tmp_path)
+    log = callbacks.read_map_log(tmp_path, 0, "positive")
+    assert log.epochs == (1, 3) and log.predictions.tolist() == [1, 3]
+    np.testing.assert_array_equal(log.maps, np.stack([maps[1][0], maps[0][0]]))
+    assert log.image is None and log.class_names == ["a", "b"]
+
+
+@pytest.mark.parametrize("signed", [[1.0, 0.4, -0.1], None])
+def test_plot_randomization_draws_each_map_and_the_signed_one_when_given(signed):
+    from types import SimpleNamespace
+
+    spearman = {"positive": [1.0, 0.5, 0.2], "mine": [1.0, 0.9, 0.8]}
+    result = SimpleNamespace(
+        steps=("intact", "dense", "conv"), spearman=spearman, spearman_signed=signed,
+        cascade=True,
+    )
+    ax = plotting.plot_randomization(result, Figure().subplots(), title="r")
+    lines = ax.get_lines()
+    drawn = {line.get_label(): line for line in lines if not line.get_label().startswith("_")}
+    assert list(drawn) == ["positive", "mine"] + (["signed attribution"] if signed else [])
+    for name, values in {**spearman, "signed attribution": signed}.items():
+        if values is not None:
+            np.testing.assert_array_equal(drawn[name].get_ydata(), values)
+    assert drawn["positive"].get_color() == "C1"
+    assert [t.get_text() for t in ax.get_xticklabels()] == list(result.steps)
+    assert ax.get_title() == "r"

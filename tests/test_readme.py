@@ -13,6 +13,8 @@ import pytest
 
 from conftest import SHARED_DATA
 
+pytestmark = pytest.mark.slow  # runs the README's snippets
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

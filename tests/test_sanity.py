@@ -314,6 +314,20 @@ def test_targets_are_kept_at_every_step(conv_net, batch):
         randomization_check(conv_net, batch, methods=["standard"], targets=[7] * 6)
 
 
+def test_images_are_read_as_explain_reads_them(conv_net, batch):
+    expected = random_logit_check(conv_net, batch, methods=["standard"], seed=1)
+    labels = np.zeros(6, np.int64)  # passed on, not explained
+    dataset = tf.data.Dataset.from_tensor_slices((batch, labels)).batch(4)
+    for images, steps in (((batch, labels), None), (dataset, None), (dataset.repeat(), 2)):
+        assert random_logit_check(
+            conv_net, images, methods=["standard"], seed=1, steps=steps
+        ) == expected
+    result = randomization_check(conv_net, dataset, methods=["standard"], seed=1)
+    assert result.n_images == 6
+    with pytest.raises(ValueError, match="steps"):
+        randomization_check(conv_net, batch, steps=2)
+
+
 def test_a_model_without_parameters_is_refused(batch):
     model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.GlobalAveragePooling2D()])
     with pytest.raises(ValueError, match="nothing to randomise"):
@@ -431,6 +445,12 @@ def test_randomization_of_a_users_explainer_against_the_check_by_hand(
     np.testing.assert_allclose(result.spearman["gradient"], cascading.spearman["standard"],
                                atol=1e-6)
     assert "signed" not in result.summary() and "gxi" in result.summary()
+    import matplotlib
+
+    matplotlib.use("Agg")
+    ax = result.plot()  # no signed line
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["gxi", "gradient"]
+    ax.figure.clear()
     assert RandomizationResult.from_dict(json.loads(json.dumps(result.to_dict()))) == result
     only = randomization_check(conv_net, batch, "gxi", seed=0, explainer=gradient_x_input)
     assert only.methods == ("gxi",)

@@ -17,6 +17,8 @@ from conftest import small_conv_net
 from tf_signsal import METHODS, SignedSaliency, serving
 from tf_signsal.serving import export
 
+pytestmark = pytest.mark.slow  # SavedModel exports and subprocesses
+
 
 def _softmax_model():
     base = small_conv_net(kind="functional", seed=1)

@@ -27,6 +27,8 @@ sys.path.insert(0, EXAMPLES)
 
 import reproduce_paper  # noqa: E402
 
+pytestmark = pytest.mark.slow  # trains with PyTorch in subprocesses
+
 CHILD = """
 import json, sys
 import numpy as np, torch

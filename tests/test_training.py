@@ -18,6 +18,7 @@ def _dataset(rng, n=24, batch=8):
     return tf.data.Dataset.from_tensor_slices((images, labels)).batch(batch), images, labels
 
 
+@pytest.mark.slow
 def test_fit_writes_model_and_history_and_reload_predicts_the_same(tmp_path, rng):
     train, images, labels = _dataset(rng)
     test, test_images, _ = _dataset(rng, n=10, batch=4)
@@ -44,6 +45,7 @@ def test_fit_writes_model_and_history_and_reload_predicts_the_same(tmp_path, rng
     assert not reloaded.compiled  # saved without the optimizer state
 
 
+@pytest.mark.slow
 def test_recipe_optimizer_and_loss(rng):
     train, _, _ = _dataset(rng)
     model = small_conv_net()
@@ -57,6 +59,7 @@ def test_recipe_optimizer_and_loss(rng):
     assert model.loss.get_config()["from_logits"] is True
 
 
+@pytest.mark.slow
 def test_one_step_equals_a_plain_adamw_update(rng):
     """A single batch, one epoch: the weights move by one AdamW step, computed by hand."""
     images = rng.random((8, 8, 8, 3), dtype=np.float32)
@@ -78,6 +81,7 @@ def test_one_step_equals_a_plain_adamw_update(rng):
         np.testing.assert_allclose(w1.numpy(), want, rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.slow
 def test_same_seed_same_training(rng):
     train, _, _ = _dataset(rng)
     runs = []

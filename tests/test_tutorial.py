@@ -7,6 +7,8 @@ import pytest
 
 from conftest import SHARED_DATA
 
+pytestmark = pytest.mark.slow  # runs the tutorial notebook
+
 nbformat = pytest.importorskip("nbformat", reason="the tutorial test needs nbformat")
 nbclient = pytest.importorskip("nbclient", reason="the tutorial test needs nbclient")
 pytest.importorskip("ipykernel", reason="the tutorial test needs ipykernel (the notebook's kernel)")

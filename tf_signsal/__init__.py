@@ -31,20 +31,21 @@ _LAZY = {
         "road_impute",
     ),
     "tf_signsal.gradients": ("GradientEngine", "class_gradients"),
+    "tf_signsal.loading": ("load_model",),
     "tf_signsal.maps": ("Explanation", "SignedSaliency"),
 }
 _MODULE_OF = {name: module for module, names in _LAZY.items() for name in names}
 _SUBMODULES = (
-    "attributions", "callbacks", "data", "datasets", "demo", "evaluation", "gradients", "maps",
-    "models", "plotting", "report", "serving", "training",
+    "attributions", "callbacks", "data", "datasets", "demo", "evaluation", "gradients", "loading",
+    "maps", "models", "plotting", "report", "serving", "training",
 )
 
 __all__ = [
     "ALL_PAIRS", "ATTRIBUTIONS", "FILLS", "METHODS", "ORDERS", "PAPER_FRACTIONS", "PAPER_PAIRS",
     "RANDOM_PAIRS", "AllegianceEvaluator", "AllegianceResult", "Explanation", "GradientEngine",
     "GradientXInput", "IntegratedGradients", "RandomizationResult", "SignedSaliency",
-    "SmoothGrad", "__version__", "class_gradients", "random_logit_check", "randomization_check",
-    "road_impute",
+    "SmoothGrad", "__version__", "class_gradients", "load_model", "random_logit_check",
+    "randomization_check", "road_impute",
 ]
 
 

@@ -12,11 +12,13 @@ weights, optimizer state and BatchNorm statistics are left untouched.
 
 from __future__ import annotations
 
+import glob
 import io
 import os
+import re
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import keras
 import matplotlib
@@ -42,6 +44,83 @@ FORMATS: tuple[str, ...] = ("png", "npz", "tensorboard")
 # Failures of the file system (full disk, read-only folder, missing parent) and
 # TensorFlow's own file errors: these warn, and training goes on.
 _IO_ERRORS = (OSError, tf.errors.OpError)
+
+# The callbacks' files, one per logged epoch: written here, read back by `read_map_log`.
+EPOCH_FILE = "epoch_{epoch:04d}.{ext}"
+"""The file name of one logged epoch: `epoch_0003.npz`, `epoch_0003.png`, `epoch_0003.json`."""
+_EPOCH_PATTERN = re.compile(r"epoch_(\d+)\.npz$")
+
+
+def logged_epochs(log_dir: str | os.PathLike) -> list[tuple[int, str]]:
+    """The (epoch, npz path) pairs that `SaliencyMapsCallback` wrote in `log_dir`, by epoch."""
+    found = []
+    for path in glob.glob(os.path.join(os.fspath(log_dir), "epoch_*.npz")):
+        match = _EPOCH_PATTERN.search(os.path.basename(path))
+        if match:
+            found.append((int(match.group(1)), path))
+    return sorted(found)
+
+
+class MapLog(NamedTuple):
+    """One probe image's map across the epochs that `SaliencyMapsCallback` logged.
+
+    Attributes:
+        epochs: the logged epochs, in order.
+        maps: float (E, H, W), the image's map at each logged epoch.
+        predictions: int (E,), the class predicted at each logged epoch.
+        image: the image (H, W, ch), or None when the files do not hold it.
+        class_names: the class names, or None when the files do not hold them.
+    """
+
+    epochs: tuple[int, ...]
+    maps: np.ndarray
+    predictions: np.ndarray
+    image: np.ndarray | None
+    class_names: list[str] | None
+
+
+def read_map_log(log_dir: str | os.PathLike, image_index: int, method: str) -> MapLog:
+    """Read one image's map back from the `epoch_NNNN.npz` files of `SaliencyMapsCallback`.
+
+    Args:
+        log_dir: the callback's `log_dir`.
+        image_index: which image of the probe batch.
+        method: one of `METHODS` that the callback logged.
+
+    Returns:
+        A `MapLog` of plain numpy arrays, what `plotting.plot_map_evolution` draws.
+
+    Example:
+        >>> log = read_map_log("logs/maps", image_index=3, method="positive")
+        >>> log.epochs, log.maps.shape
+    """
+    image_index = _checks.non_negative_int("image_index", image_index)
+    epochs = logged_epochs(log_dir)
+    if not epochs:
+        raise ValueError(f"`log_dir` {os.fspath(log_dir)!r} holds no epoch_NNNN.npz file")
+    maps, predictions, image, class_names = [], [], None, None
+    for _, path in epochs:
+        with np.load(path) as data:
+            if method not in data.files:
+                logged = [m for m in METHODS if m in data.files]
+                raise ValueError(
+                    f"`method` must be one of the logged maps {logged}, received {method!r}"
+                )
+            batch = data[method].shape[0]
+            if image_index >= batch:
+                raise ValueError(
+                    f"`image_index` must be an integer in [0, {batch}), received {image_index!r}"
+                )
+            maps.append(data[method][image_index])
+            predictions.append(int(data["predictions"][image_index]))
+            if image is None and "images" in data.files:
+                image = data["images"][image_index]
+            if class_names is None and "class_names" in data.files:
+                class_names = [str(n) for n in data["class_names"]]
+    return MapLog(
+        tuple(e for e, _ in epochs), np.stack(maps), np.array(predictions, np.int64), image,
+        class_names,
+    )
 
 
 def _check_prefix(prefix: Any) -> str:
@@ -230,7 +309,7 @@ class SaliencyMapsCallback(keras.callbacks.Callback):
             return
         writers = {"png": self._write_png, "npz": self._write_npz, "tensorboard": self._write_tb}
         for format_ in self.formats:
-            path = os.path.join(self.log_dir, plotting.EPOCH_FILE.format(epoch=epoch, ext=format_))
+            path = os.path.join(self.log_dir, EPOCH_FILE.format(epoch=epoch, ext=format_))
             try:
                 writers[format_](epoch, arrays, path)
             except _IO_ERRORS as error:
@@ -401,7 +480,7 @@ class AllegianceCallback(keras.callbacks.Callback):
             logs.update({self.log_key(pair): float(auc) for pair, auc in result.auc.items()})
         if self.save_dir is not None:
             path = os.path.join(
-                self.save_dir, plotting.EPOCH_FILE.format(epoch=epoch + 1, ext="json")
+                self.save_dir, EPOCH_FILE.format(epoch=epoch + 1, ext="json")
             )
             try:
                 os.makedirs(self.save_dir, exist_ok=True)

@@ -6,6 +6,7 @@ import argparse
 
 from tf_signsal.cli._common import (
     PROG,
+    attribution_argument,
     load_model,
     non_negative_int,
     out_help,
@@ -34,7 +35,7 @@ EXAMPLE = (
     f"example:\n  {PROG} sanity --model model.keras --data cifar10 --data-dir ../shared/data "
     "--out runs/sanity\n"
     f"  {PROG} sanity --model model.keras --data photos/ --limit 16 --independent "
-    "--out runs/sanity"
+    "--attribution integrated_gradients --out runs/sanity"
 )
 OUTPUTS = ("sanity.json", "randomization.png")
 """The record and the figure sanity writes in its --out."""
@@ -59,6 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--independent", action="store_true",
         help="randomise one layer at a time instead of cascading from the top",
     )
+    attribution_argument(parser)
     parser.add_argument("--out", required=True, help=out_help("sanity", OUTPUTS))
 
 
@@ -85,10 +87,14 @@ def run(args: argparse.Namespace) -> None:
     print(chosen.description)
     with reading():
         check = randomization_check(
-            model, images, methods=args.methods, cascade=not args.independent, seed=args.seed
+            model, images, methods=args.methods, cascade=not args.independent, seed=args.seed,
+            attribution=args.attribution,
         )
-        logit = random_logit_check(model, images, methods=args.methods, seed=args.seed)
+        logit = random_logit_check(
+            model, images, methods=args.methods, seed=args.seed, attribution=args.attribution
+        )
     run = run_record("sanity", args.model, num_classes)
+    run["attribution"] = args.attribution
     record = {
         "randomization": check.to_dict(),
         "random_logit": logit,

@@ -215,16 +215,46 @@ class AllegianceResult:
         pairs: Sequence[Pair] | None = None,
         order: str = "morf",
     ) -> Any:
-        """Allegiance curves as in the paper's Figs. 3 and 4, of one order:
-        `tf_signsal.plotting.plot_allegiance`.
+        """Allegiance curves as in the paper's Figs. 3 and 4, of one order, drawn by
+        `tf_signsal.plotting.plot_curves` (x: pixels deleted (%), for insertion the
+        pixels not yet put back; the legend gives each AUC).
+
+        Args:
+            ax: a matplotlib Axes to draw on; a new figure when None.
+            title: an optional title (an order other than MoRF is added to it).
+            pairs: the (method, fill) pairs to draw, in legend order; all when None
+                (e.g. the black-fill pairs only, for one panel of Fig. 3).
+            order: which order's curves, among `orders`.
+
+        Returns:
+            the matplotlib Axes.
 
         Example:
             >>> ax = result.plot(title="CIFAR-10")
             >>> ax.figure.savefig("curves.png")
         """
-        from tf_signsal import plotting  # matplotlib only when a plot is asked for
+        # The one link between the evaluation and plotting: lazy, and one way (matplotlib
+        # only when a plot is asked for; plotting takes names and arrays).
+        from tf_signsal import plotting
 
-        return plotting.plot_allegiance(self, ax=ax, title=title, pairs=pairs, order=order)
+        if order not in self.order_curves:
+            raise ValueError(f"`order` must be among the result's orders {list(self.orders)}, "
+                             f"received {order!r}")
+        chosen = self.pairs if pairs is None else tuple(tuple(p) for p in pairs)
+        unknown = [pair_name(p) for p in chosen if p not in self.curves]
+        if unknown:
+            raise ValueError(
+                f"`pairs` must be among the evaluated pairs "
+                f"{[pair_name(p) for p in self.pairs]}, received unknown {unknown}"
+            )
+        curves, auc = self.order_curves[order], self.order_auc[order]
+        return plotting.plot_curves(
+            self.fractions,
+            {pair_name(p): curves[p] for p in chosen},
+            auc={pair_name(p): auc[p] for p in chosen},
+            ax=ax,
+            title=" - ".join(t for t in (title, None if order == "morf" else order) if t),
+        )
 
 
 def trapezoid_auc(fractions: Sequence[float], curve: Sequence[float]) -> float:

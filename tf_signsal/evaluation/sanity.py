@@ -74,7 +74,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_signsal import _checks
+from tf_signsal import _checks, _data
 from tf_signsal.attributions import Attribution
 from tf_signsal.evaluation.sanity_result import INTACT, RandomizationResult, rank_correlations
 from tf_signsal.maps import METHODS, SignedSaliency
@@ -235,8 +235,8 @@ class _Explainer:
             )
         if not self.own and not (callable(built) and _takes_targets(built)):
             raise TypeError(
-                "`explainer` must build a callable explainer(images, targets=None) -> "
-                "{map name: (B, H, W) map} (the checks choose the class it explains), it "
+                "`explainer` must build a callable explainer(images, targets) -> {map name: "
+                "(B, H, W) map} (the checks choose the class it explains), it "
                 f"built {type(built).__name__}"
                 + (" without a `targets` argument" if callable(built) else "")
             )
@@ -276,8 +276,8 @@ class _Explainer:
                     _checks.class_indices("targets", targets, images.shape[0], num_classes)
                 )
             maps = _checks.explainer_maps(self.explainer(images, targets=explained), None, images)
-            methods = _checks.check_choices("methods", tuple(maps) if methods is None
-                                            else methods, tuple(maps))
+            names = tuple(maps)
+            methods = _checks.check_choices("methods", names if methods is None else methods, names)
         return methods, explained, self._arrays(maps, images, explained, methods)
 
     def __call__(
@@ -329,17 +329,16 @@ def _signed_function(saliency: SignedSaliency) -> Any:
 # ----------------------------------------------------------------------------- the checks
 
 
-def _checked_images(model: Any, images: Any) -> tf.Tensor:
+def _checked_images(model: Any, images: Any, steps: int | None) -> tf.Tensor:
+    """All of `images` as one checked batch, read by the package's one data path."""
     if not isinstance(model, keras.Model):
         raise TypeError(
             "`model` must be a Keras model (Sequential, Functional or subclassed), "
             f"received {type(model).__name__}"
         )
-    images = _checks.as_image_batch(images)
-    _checks.check_model_input(model, images)
-    if images.shape[0] == 0:
-        raise ValueError("`images` must hold at least one image, received a batch of 0")
-    return images
+    # stacklevel 3: a warning about a dataset's length points at the user's call.
+    source = _data.batches(images, steps=steps, model=model, what="check", stacklevel=3)
+    return source.stack().images
 
 
 def randomization_check(
@@ -352,6 +351,7 @@ def randomization_check(
     *,
     attribution: str | Attribution = "gradient",
     explainer: ExplainerFactory | None = None,
+    steps: int | None = None,
 ) -> RandomizationResult:
     """The model-parameter randomisation test of Adebayo et al. (their Fig. 2).
 
@@ -367,7 +367,9 @@ def randomization_check(
     Args:
         model: a Keras classifier (see `SignedSaliency`) that Keras can clone.
             It is never modified.
-        images: float images (B, H, W, ch), B >= 1.
+        images: float images (B, H, W, ch), B >= 1, in any form `explain` reads
+            (an array, a tuple (images, labels), a `tf.data.Dataset`: all of it is
+            checked at once; labels are not explained, pass `targets`).
         methods: the maps to compare: None for every map of the explainer (the
             five of `METHODS` by default), or some of its map names.
         cascade: True for cascading randomisation, False for one layer at a time.
@@ -382,6 +384,8 @@ def randomization_check(
             that is randomised; the explainer is called as
             `explainer(images, targets=classes)` and returns {map name: (B, H, W)
             map} (see the module docstring).
+        steps: at most this many batches of a dataset `images` (Keras's
+            `steps=`), the way to bound a dataset that repeats.
 
     Returns:
         A `RandomizationResult`.
@@ -392,7 +396,7 @@ def randomization_check(
         >>> result.plot().figure.savefig("randomization.png")
         >>> ig = randomization_check(model, images[:32], attribution="integrated_gradients")
     """
-    images = _checked_images(model, images)
+    images = _checked_images(model, images, steps)
     seed = _checks.seed("seed", seed)
     cascade = _checks.boolean("cascade", cascade)
 
@@ -448,6 +452,7 @@ def random_logit_check(
     *,
     attribution: str | Attribution = "gradient",
     explainer: ExplainerFactory | None = None,
+    steps: int | None = None,
 ) -> dict[str, float]:
     """The random-logit check: does a map depend on the class it explains?
 
@@ -459,7 +464,8 @@ def random_logit_check(
 
     Args:
         model: a Keras classifier with at least two outputs; not modified.
-        images: float images (B, H, W, ch), B >= 1.
+        images: float images (B, H, W, ch), B >= 1, in any form `explain` reads
+            (see `randomization_check`).
         methods: the maps to compare: None for every map of the explainer (the
             five of `METHODS` by default), or some of its map names.
         seed: an integer in [0, 2**32) choosing the other classes.
@@ -469,6 +475,7 @@ def random_logit_check(
             a factory `model -> explainer`, called once with `model`; the
             explainer is called as `explainer(images, targets=classes)` (see the
             module docstring).
+        steps: at most this many batches of a dataset `images` (Keras's `steps=`).
 
     Returns:
         map name -> the mean over images of the Spearman rank correlation of the
@@ -478,7 +485,7 @@ def random_logit_check(
         >>> random_logit_check(model, images)["positive"]
         >>> random_logit_check(model, images, attribution="smoothgrad")["positive"]
     """
-    images = _checked_images(model, images)
+    images = _checked_images(model, images, steps)
     seed = _checks.seed("seed", seed)
     explain = _Explainer(model, explainer, attribution, signed=False)
     num_classes = explain.num_classes(images)
