@@ -23,27 +23,26 @@ def reference_lerf_mask(saliency, fraction):
 
 
 def reference_order_mask(saliency, fraction, order):
-    """The pixels the fill replaces: MoRF's rule, LeRF's, or MoRF's complement."""
+    """The pixels the fill replaces: MoRF's rule, LeRF's, or MoRF's complement; or a
+    function (saliency, fraction) -> mask."""
+    if callable(order):
+        return order(saliency, fraction)
     if order == "lerf":
         return reference_lerf_mask(saliency, fraction)
     mask = reference_mask(saliency, fraction)
     return ~mask if order == "insertion" else mask
 
 
-def image_fill(fill, image, mask, image_fills):
-    """The values of a fill computed from the image at the masked pixels: `image_fills`
-    maps "blur"/"mean" to functions image -> image, "road" to (image, mask) -> image."""
-    if fill == "road":
-        return image_fills["road"](image, mask)[mask]
-    return image_fills[fill](image)[mask]
-
-
 def reference_allegiance(model, images, maps, pairs, fractions, value_range=(0.0, 1.0),
                          labels=None, order="morf", image_fills=None):
     """Curves, AUCs, deleted fractions and accuracies, one (pair, fraction) at a time.
 
-    `maps` is a dict method -> (B, H, W) numpy array.
+    `maps` is a dict method -> (B, H, W) numpy array. A pair's fill is "black", "white",
+    a number or one per channel, or a key of `image_fills`, which maps it to a function
+    (image (H, W, ch), mask (H, W)) -> filled image (H, W, ch) whose masked pixels are
+    taken (e.g. a blurred copy, or ROAD's imputation of that mask).
     """
+    image_fills = image_fills or {}
     images = np.asarray(images, np.float32)
     intact = np.asarray(model(images, training=False)).argmax(axis=1)
     curves, deleted, accuracy, auc = {}, {}, {}, {}
@@ -55,8 +54,8 @@ def reference_allegiance(model, images, maps, pairs, fractions, value_range=(0.0
             counts = []
             for b in range(len(images)):
                 mask = reference_order_mask(maps[method][b], p, order)
-                if fill in ("blur", "mean", "road"):
-                    occluded[b][mask] = image_fill(fill, images[b], mask, image_fills)
+                if isinstance(fill, str) and fill in image_fills:
+                    occluded[b][mask] = image_fills[fill](images[b], mask)[mask]
                 else:
                     occluded[b][mask] = fill_value  # all channels of a masked pixel
                 counts.append(mask.sum() / mask.size)

@@ -17,6 +17,10 @@ from tf_signsal.evaluation import (
     PAPER_PAIRS,
     AllegianceEvaluator,
     AllegianceResult,
+    Blur,
+    Mean,
+    Road,
+    as_fill,
     deletion_masks,
     random_maps,
     trapezoid_auc,
@@ -477,6 +481,10 @@ def test_huge_road_noise_and_blur_sigma_are_refused(model):
         AllegianceEvaluator(model, road_noise=1e39)  # the noise would be Inf in float32
     with pytest.raises(ValueError, match="`blur_sigma`"):
         AllegianceEvaluator(model, blur_sigma=1e9)  # a kernel of 6e9 taps
+    with pytest.raises(ValueError, match="`noise_std`"):
+        Road(1e39)
+    with pytest.raises(ValueError, match="`sigma`"):
+        Blur(1e9)
 
 
 def test_broken_records_are_refused_with_a_message(model, images):
@@ -558,13 +566,14 @@ def test_a_list_is_images_and_a_tuple_is_images_and_labels(model, images):
 @pytest.mark.parametrize(
     "pairs, options",
     [
-        ((("positive", "blur"), ("negative", "mean"), ("active", "road"),
+        ((("positive", Blur(1.5)), ("negative", "mean"), ("active", Road(0.02)),
           ("standard", "black"), RANDOM_PAIR), {"batch_size": 4}),
         # Occluded images are gathered from one table of the batch's pixels, the constant
         # fills' values and the blur/mean images: mix them, per channel too, one occluded
         # image per chunk.
-        ((("positive", "blur"), ("standard", (0.2, 0.4, 0.6)), ("active", "mean"),
-          ("negative", "white"), RANDOM_PAIR), {"batch_size": 3, "memory_budget": 1}),
+        ((("positive", "blur(1.5)"), ("standard", (0.2, 0.4, 0.6)), ("active", Mean()),
+          ("negative", "white"), ("standard", "road"), RANDOM_PAIR),
+         {"batch_size": 3, "memory_budget": 1}),
     ],
     ids=["with_road", "one_image_per_chunk"],
 )
@@ -575,18 +584,34 @@ def test_image_fills_match_the_reference_loop(model, rng, pairs, options):
     images = rng.random((7, 8, 8, 3), dtype=np.float32)
     fractions = (0.0, 0.1, 0.5, 0.9)
     image_fills = {  # one image at a time, through the public fill functions
-        "blur": lambda x: blur_images(x[None], sigma=1.5).numpy()[0],
-        "mean": lambda x: mean_images(x[None]).numpy()[0],
+        "blur(1.5)": lambda x, m: blur_images(x[None], sigma=1.5).numpy()[0],
+        "mean": lambda x, m: mean_images(x[None]).numpy()[0],
         "road": lambda x, m: road_impute(x[None], m[None], noise_std=0.01, seed=3).numpy()[0],
+        "road(0.02)": lambda x, m: road_impute(
+            x[None], m[None], noise_std=0.02, seed=3).numpy()[0],
     }
     maps = maps_for(model, images, pairs, seed=3)
     result = AllegianceEvaluator(
-        model, pairs=pairs, fractions=fractions, orders=("morf", "lerf", "insertion"),
-        blur_sigma=1.5, seed=3, **options,
+        model, pairs=pairs, fractions=fractions, orders=("morf", "lerf", "insertion"), seed=3,
+        **options,
     ).evaluate(images, verbose=0)
+    keys = [(method, as_fill(fill).key) for method, fill in pairs]
+    assert result.pairs == tuple(keys)
     assert_orders_match_reference(
-        result, model, images, maps, pairs, fractions, image_fills=image_fills
+        result, model, images, maps, keys, fractions, image_fills=image_fills
     )
+
+
+def test_deprecated_blur_sigma_and_road_noise_name_their_fills(model, images):
+    with pytest.warns(DeprecationWarning, match="Blur"):
+        evaluator = AllegianceEvaluator(
+            model, pairs=[("positive", "blur"), ("positive", "road")], blur_sigma=2.0,
+            road_noise=0.05,
+        )
+    assert evaluator.pairs == (("positive", "blur(2.0)"), ("positive", "road(0.05)"))
+    assert evaluator.protocol == AllegianceEvaluator(
+        model, pairs=[("positive", Blur(2.0)), ("positive", Road(0.05))]
+    ).protocol
 
 
 def test_steps_bound_a_repeating_dataset_and_unknown_lengths_warn(model, images):

@@ -9,7 +9,18 @@ import scipy.ndimage
 import scipy.sparse
 import scipy.sparse.linalg
 
-from tf_signsal.evaluation.fills import blur_images, gaussian_kernel, mean_images
+from tf_signsal.evaluation.fills import (
+    Blur,
+    Constant,
+    Mean,
+    Road,
+    as_fill,
+    blur_images,
+    fill_values,
+    gaussian_kernel,
+    mean_images,
+    parse_fill,
+)
 from tf_signsal.evaluation.road import ROAD_NEIGHBOURS, road_impute
 
 # ----------------------------------------------------------------------------- reference
@@ -237,3 +248,85 @@ def test_blur_checks(images, sigma, error):
         blur_images(images, sigma)
     with pytest.raises(ValueError, match="rank 4"):
         mean_images(images[0])
+
+
+# ----------------------------------------------------------------------------- Fill objects
+
+
+@pytest.mark.parametrize(
+    "text, expected, name, key",
+    [
+        ("black", Constant("black"), "black", "black"),
+        ("white", Constant("white"), "white", "white"),
+        ("0.5", Constant(0.5), "0.5", 0.5),
+        ("0.1,0.2,0.3", Constant((0.1, 0.2, 0.3)), "0.1,0.2,0.3", (0.1, 0.2, 0.3)),
+        ("0.5,", Constant((0.5,)), "0.5,", (0.5,)),
+        ("blur", Blur(), "blur", "blur"),
+        ("blur:2", Blur(2.0), "blur(2.0)", "blur(2.0)"),
+        (" blur(2.0) ", Blur(2.0), "blur(2.0)", "blur(2.0)"),
+        ("mean", Mean(), "mean", "mean"),
+        ("road", Road(), "road", "road"),
+        ("road:0.02", Road(0.02), "road(0.02)", "road(0.02)"),
+        ("road:0", Road(0.0), "road(0.0)", "road(0.0)"),
+    ],
+)
+def test_parse_fill_names_and_keys(text, expected, name, key):
+    fill = parse_fill(text)
+    assert fill == expected and fill.name == name and fill.key == key
+    assert parse_fill(fill.name) == fill == as_fill(text)  # a name reads back as its fill
+
+
+@pytest.mark.parametrize(
+    "text, error, message",
+    [
+        ("grey", ValueError, "unknown fill 'grey'.*black"),
+        ("", ValueError, "unknown fill"),
+        ("mean:2", ValueError, "takes no parameter"),
+        ("blur:x", ValueError, "must be a number"),
+        ("blur:-1", ValueError, "`sigma`"),
+        ("road:1e39", ValueError, "`noise_std`"),
+        ("0.1,nan", ValueError, "finite"),
+        (3, TypeError, "string"),
+    ],
+)
+def test_parse_fill_refuses_with_a_message(text, error, message):
+    with pytest.raises(error, match=message):
+        parse_fill(text)
+
+
+def test_constants_and_fill_values(rng):
+    assert as_fill(0.25) == Constant(0.25) and as_fill([0.1, 0.2]) == Constant((0.1, 0.2))
+    np.testing.assert_array_equal(
+        fill_values(["black", "white", 0.5, (0.1, 0.2, 0.3), "blur"], (-1.0, 2.0), 3),
+        np.array([[-1] * 3, [2] * 3, [0.5] * 3, [0.1, 0.2, 0.3], [0] * 3], np.float32),
+    )
+    with pytest.raises(ValueError, match="3 channels"):
+        fill_values([(0.1, 0.2)], (0.0, 1.0), 3)
+    with pytest.raises(ValueError, match="bind"):
+        Constant("black").color(3)
+    images = rng.random((2, 4, 4, 3), dtype=np.float32)
+    white = Constant("white").bind((0.0, 255.0), 0).values(images).numpy()
+    np.testing.assert_array_equal(white, np.full_like(images, 255.0))
+    np.testing.assert_array_equal(Mean().values(images).numpy(), mean_images(images).numpy())
+    np.testing.assert_array_equal(Blur(1.5).values(images).numpy(),
+                                  blur_images(images, 1.5).numpy())
+    masks = rng.random((2, 4, 4)) < 0.5
+    np.testing.assert_array_equal(
+        Road(0.02).bind((0.0, 1.0), 7).occlude(images, masks).numpy(),
+        road_impute(images, masks, noise_std=0.02, seed=7).numpy(),
+    )
+    for bad, error in [(True, TypeError), ("gray", ValueError), (float("inf"), ValueError),
+                       (["a"], TypeError), ((), TypeError), (None, TypeError)]:
+        with pytest.raises(error):
+            Constant(bad)
+    with pytest.raises(TypeError, match="one number per channel"):
+        as_fill(())
+
+
+def test_fills_import_no_tensorflow():
+    import subprocess
+    import sys
+
+    code = ("import sys, tf_signsal.evaluation.fills as f, tf_signsal.evaluation.result; "
+            "f.parse_fill('blur:2'); assert 'tensorflow' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -16,12 +16,14 @@ ATTRIBUTIONS: tuple[str, ...] = (
 """What the five maps are channel reductions of (attributions.py)."""
 
 FILLS: tuple[str, ...] = ("black", "white", "blur", "mean", "road")
-"""Named deletion fills (evaluation/fills.py, evaluation/road.py): the ends of the value
-range, a blurred copy of the image, the image's mean, ROAD's noisy linear imputation; a
-number or one number per channel also works."""
+"""The names of the built-in deletion fills (`Fill` objects in evaluation/fills.py, which
+checks that its table of names matches this one): the ends of the value range, a blurred
+copy of the image, the image's mean, ROAD's noisy linear imputation; a number, one number
+per channel, "blur:2.0" and "road:0.02" also work (`parse_fill`)."""
 
 ORDERS: tuple[str, ...] = ("morf", "lerf", "insertion")
-"""Which pixels the deletion takes first (evaluation/rules.py)."""
+"""The names of the built-in deletion orders (`Order` objects in evaluation/orders.py,
+which checks that its table matches this one): which pixels the deletion takes first."""
 
 DATASETS: tuple[str, ...] = ("cifar10", "imagenette")
 """The paper's datasets (data.py)."""

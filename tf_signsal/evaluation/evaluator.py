@@ -18,8 +18,8 @@ run again.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-import itertools
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -28,29 +28,22 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_signsal import _checks
-from tf_signsal.attributions import Attribution
+from tf_signsal import _checks, _data
+from tf_signsal.attributions import Attribution, as_attribution
 from tf_signsal.evaluation.counts import DeletionCounts, OccludedItems
-from tf_signsal.evaluation.fills import blur_images, check_blur_sigma, mean_images
+from tf_signsal.evaluation.fills import Constant, Fill, deprecated_fill_options
+from tf_signsal.evaluation.orders import Order, Ranking, lerf_counts, threshold_indices
 from tf_signsal.evaluation.pairs import (
     DELETION_METHODS,
     PAPER_FRACTIONS,
     PAPER_PAIRS,
     RANDOM_METHOD,
     Pair,
-    fill_kind,
-    fill_values,
 )
+from tf_signsal.evaluation.protocol import DeletionProtocol
 from tf_signsal.evaluation.random_control import random_maps
 from tf_signsal.evaluation.result import AllegianceResult
-from tf_signsal.evaluation.road import check_noise_std, road_occlude
-from tf_signsal.evaluation.rules import (
-    ORDERS,
-    ascending_ranks,
-    lerf_counts,
-    threshold_indices,
-    thresholds_and_counts,
-)
+from tf_signsal.evaluation.rules import ascending_ranks, thresholds_and_counts
 from tf_signsal.maps import SignedSaliency
 
 Explainer = Callable[[tf.Tensor], Mapping[str, Any]]
@@ -66,27 +59,31 @@ class AllegianceEvaluator:
         fractions: deletion fractions in [0, 1), strictly increasing.
         pairs: (method, fill) pairs. A method names a map of the explainer, or is
             "random" (a seeded random ranking, the control, available with any
-            explainer). A fill is "black" (value_range[0]), "white"
-            (value_range[1]), a number, or one number per channel.
+            explainer). A fill is a `Fill` (`Constant`, `Blur(sigma)`, `Mean()`,
+            `Road(noise_std)` or one of your own), or its text: "black"
+            (value_range[0]), "white" (value_range[1]), "blur", "mean", "road",
+            "blur(2.0)", a number, or one number per channel.
         batch_size: images per explainer pass for array input (a dataset's own
             batches are used as they come).
         value_range: (low, high) of the model's input: black and white.
         memory_budget: bytes of occluded images built at once (the model's
             activations come on top); larger means larger forward batches.
         seed: seed of the "random" ranking and of the "road" fill's noise.
-        orders: which pixels go first, any of "morf" (most relevant first, the
-            paper's deletion, always run: `result.curves`), "lerf" (least
-            relevant first: the round(p N) smallest pixels, zeros included, ties
-            by pixel index) and "insertion" (from the all-fill image, put back
-            the pixels MoRF deletes; higher AUC is better). With "morf" and
-            "lerf", `result.srg` gives AUC(LeRF) - AUC(MoRF).
+        orders: which pixels go first, `Order` objects or their names: "morf"
+            (`MoRF`, most relevant first, the paper's deletion, always run:
+            `result.curves`), "lerf" (`LeRF`, least relevant first: the round(p N)
+            smallest pixels, zeros included, ties by pixel index) and "insertion"
+            (`Insertion`: from the all-fill image, put back the pixels MoRF
+            deletes; higher AUC is better). With "morf" and "lerf", `result.srg`
+            gives AUC(LeRF) - AUC(MoRF).
         attribution: the attribution of the default explainer's five maps
             ("gradient", "gradient_x_input", "integrated_gradients", "smoothgrad"
             or a configured `tf_signsal.attributions` object; see
             `SignedSaliency`); only with `explainer=None`.
-        blur_sigma: the standard deviation in pixels of the "blur" fill's kernel.
-        road_noise: the standard deviation of the "road" fill's noise (ROAD's 0.01
-            for [0, 1] images).
+        blur_sigma: deprecated, give the fill `Blur(sigma)` instead: the sigma of
+            the pairs' "blur" fill (whose key becomes "blur(sigma)").
+        road_noise: deprecated, give the fill `Road(noise_std)` instead: the noise
+            of the pairs' "road" fill (whose key becomes "road(noise_std)").
         explainer: None for the paper's maps (`SignedSaliency(model)`: standard,
             positive, negative, active, inactive), or any callable taking a
             float32 image batch (B, H, W, ch) and returning a mapping from map
@@ -120,10 +117,10 @@ class AllegianceEvaluator:
         memory_budget: int = 32 * 2**20,
         seed: int = 0,
         explainer: Explainer | None = None,
-        orders: Sequence[str] = ("morf",),
+        orders: Sequence[str | Order] = ("morf",),
         attribution: str | Attribution = "gradient",
-        blur_sigma: float = 5.0,
-        road_noise: float = 0.01,
+        blur_sigma: float | None = None,
+        road_noise: float | None = None,
     ):
         if explainer is not None and not callable(explainer):
             raise TypeError(
@@ -131,24 +128,22 @@ class AllegianceEvaluator:
                 f"received {type(explainer).__name__}"
             )
         self.model = model
-        self.fractions = _checks.fractions(fractions, at_least=2)
         self._own_maps = explainer is None or (
             isinstance(explainer, SignedSaliency) and explainer.model is model
         )
-        self.pairs = _checks.pairs(pairs, DELETION_METHODS if self._own_maps else None)
-        self.value_range = _checks.value_range(value_range)
-        self._check_fill_values()
+        value_range = _checks.value_range(value_range)
+        self.protocol = DeletionProtocol(
+            fractions, deprecated_fill_options(pairs, blur_sigma, road_noise), orders,
+            value_range, seed, _describe(explainer, attribution, value_range),
+        )
+        if self._own_maps:
+            self.protocol.check_methods(DELETION_METHODS)
+        # As before the protocol: the pairs' result keys, the order names.
+        self.fractions, self.pairs = self.protocol.fractions, self.protocol.keys
+        self.value_range, self.seed = self.protocol.value_range, self.protocol.seed
+        self.orders = tuple(order.name for order in self.protocol.orders)
         self.batch_size = _checks.positive_int("batch_size", batch_size)
         self.memory_budget = _checks.positive_int("memory_budget", memory_budget)
-        self.seed = _checks.integer("seed", seed, minimum=0, maximum=2**32 - 1)
-        self.blur_sigma = check_blur_sigma("blur_sigma", blur_sigma)
-        self.road_noise = check_noise_std("road_noise", road_noise)
-        self.orders = tuple(dict.fromkeys(_checks.check_choices("orders", orders, ORDERS)))
-        if "morf" not in self.orders:
-            raise ValueError(
-                f"`orders` must include \"morf\" (the paper's deletion, whose curves are "
-                f"`result.curves`), received {list(self.orders)}"
-            )
         if explainer is not None and not (
             isinstance(attribution, str) and attribution == "gradient"
         ):
@@ -165,106 +160,39 @@ class AllegianceEvaluator:
                 model, attribution=attribution, value_range=self.value_range
             )
         self.explainer: Explainer = self._saliency if explainer is None else explainer
-        # Distinct maps and fills needed, and for each pair the index of its map.
+        # Distinct maps and fills needed, and for each pair the index of its map and fill.
         self._methods = tuple(dict.fromkeys(m for m, _ in self.pairs))
-        self._fills = tuple(dict.fromkeys(f for _, f in self.pairs))
+        self._fills = self.protocol.fills  # bound to value_range and seed
         self._pair_method = np.array([self._methods.index(m) for m, _ in self.pairs], np.int32)
-        self._pair_road = np.array([fill_kind(f) == "road" for _, f in self.pairs])
-        # The blur/mean fills, whose values come as a full image per batch.
-        self._image_fills = tuple(f for f in self._fills if fill_kind(f) == "image")
+        fill_keys = [fill.key for fill in self._fills]
+        self._pair_fill = np.array([fill_keys.index(key) for _, key in self.pairs], np.int32)
+        # Grouped by the method a fill defines: `values` fills (constants as one row,
+        # the others as a full image per batch) go through one gather table; each
+        # `occlude` fill has its own compiled path.
+        self._image_fills = tuple(
+            f for f in self._fills if not f.mask_dependent and not isinstance(f, Constant)
+        )
+        self._occluders = tuple(f for f in self._fills if f.mask_dependent)
         self._count_functions: dict[tuple, Any] = {}
-
-    def _check_fill_values(self) -> None:
-        low, high = self.value_range
-        resolved = {}
-        for method, fill in self.pairs:
-            values = (fill,) if _checks.is_real(fill) else fill if isinstance(fill, tuple) else ()
-            outside = [v for v in values if not low <= v <= high]
-            if outside:
-                raise ValueError(
-                    f"fill {fill!r} of pair ({method!r}, {fill!r}) lies outside `value_range` "
-                    f"({low:g}, {high:g}): the occluded image would hold values the model "
-                    "never sees"
-                )
-            value = {"black": low, "white": high}.get(fill, fill) if isinstance(fill, str) else fill
-            # One value for every channel, as a number or a tuple, is the same fill; and
-            # numbers equal in float32, the images' type, fill alike.
-            values = tuple(
-                np.float32(v) if _checks.is_real(v) else v
-                for v in (value if isinstance(value, tuple) else (value,))
-            )
-            key = (method, values[:1] if len(set(values)) == 1 else values)
-            if key in resolved:
-                raise ValueError(
-                    f"`pairs` {resolved[key]!r} and {(method, fill)!r} are the same deletion "
-                    f"(with value_range ({low:g}, {high:g})): give each once"
-                )
-            resolved[key] = (method, fill)
 
     # -- data ------------------------------------------------------------------------
 
-    @staticmethod
-    def _split(element: Any) -> tuple[Any, Any]:
-        # A tuple is (images, labels[, weights]), as Keras reads it; a list is images.
-        if isinstance(element, tuple):
-            if not 1 <= len(element) <= 3:
-                raise ValueError(
-                    "`data` elements must be images or (images, labels[, weights]), received "
-                    f"a tuple of {len(element)}"
-                )
-            return element[0], (element[1] if len(element) > 1 else None)
-        if isinstance(element, dict):
-            raise TypeError("`data` elements must be images or (images, labels), received a dict")
-        return element, None
-
-    def _batches(self, data: Any) -> tuple[Iterator[tuple[tf.Tensor, Any]], int | None]:
-        """Checked (images, labels) batches and the image count if known.
-
-        The first batch is read and checked, with the model, the fills and the
-        explainer's maps, before anything is computed.
+    def _batches(self, data: Any, steps: int | None) -> _data.Batches:
+        """Checked batches, read by the one data adapter (`_data`: its first-batch,
+        value-range and one-image-size checks). The first batch is read and checked,
+        with the fills, the labels and the explainer's maps, before anything is computed.
         """
-        if isinstance(data, tf.data.Dataset):
-            _checks.finite_dataset(data, "data")
-            if int(data.cardinality()) == 0:
-                raise ValueError("`data` is an empty tf.data.Dataset: there is nothing to evaluate")
-            batches = (self._split(element) for element in data)
-            total = None
-        else:
-            images, labels = self._split(data)
-            images = _checks.as_image_batch(images, "data")
-            if labels is not None and len(labels) != images.shape[0]:
-                raise ValueError(f"`data` has {images.shape[0]} images but {len(labels)} labels")
-            total = images.shape[0]
-            if total == 0:
-                raise ValueError("`data` holds no images: there is nothing to evaluate")
-            step = self.batch_size
-            checked = (
-                (images[i : i + step], None if labels is None else labels[i : i + step])
-                for i in range(0, total, step)
-            )
-        if total is None:  # a dataset's batches are checked as they come
-            checked = ((_checks.as_image_batch(x, "data"), y) for x, y in batches)
-        first = next(checked, None)
-        if first is None:
-            raise ValueError("`data` is an empty tf.data.Dataset: there is nothing to evaluate")
-        self._check_first_batch(*first)
-        return itertools.chain([first], self._same_size(checked, first[0].shape[1:])), total
-
-    @staticmethod
-    def _same_size(batches: Iterator, shape: tuple) -> Iterator:
-        # The curves are shares of images and of pixels: one image size throughout.
-        for images, labels in batches:
-            if tuple(images.shape[1:]) != tuple(shape):
-                raise ValueError(
-                    f"`data` batches must share one image shape, the first had {tuple(shape)}, "
-                    f"a later one {tuple(images.shape[1:])}: resize the images, or evaluate "
-                    "each size apart"
-                )
-            yield images, labels
+        source = _data.batches(
+            data, batch_size=self.batch_size, steps=steps, model=self.model,
+            value_range=self.value_range, name="data", what="evaluate", stacklevel=3,
+        )
+        self._check_first_batch(source.first.images, source.first.labels)
+        return source
 
     def _check_first_batch(self, images: tf.Tensor, labels: Any) -> None:
-        _checks.check_model_input(self.model, images, "data")
-        fill_values(self._fills, self.value_range, images.shape[-1])
+        for fill in self._fills:  # one value per channel
+            if isinstance(fill, Constant):
+                fill.color(images.shape[-1])
         num_classes = self._saliency.num_classes(images)  # a model that is no classifier
         _checks.several_classes(
             num_classes,
@@ -272,22 +200,8 @@ class AllegianceEvaluator:
             "is deleted",
         )
         self._labels(labels, images.shape[0], num_classes)
-        self._check_value_range(images)
         if not self._own_maps:
             self._explain(images[:1])  # the explainer's maps: names, shapes, values
-
-    def _check_value_range(self, images: tf.Tensor) -> None:
-        # Black and white are the ends of value_range: with data in another range (e.g.
-        # [0, 255] with the default (0, 1)), "white" would be nearly black.
-        low, high = self.value_range
-        lowest, highest = float(tf.reduce_min(images)), float(tf.reduce_max(images))
-        slack = 1e-3 * (high - low)
-        if lowest < low - slack or highest > high + slack:
-            raise ValueError(
-                f"`data` holds values in [{lowest:g}, {highest:g}], outside `value_range` "
-                f"({low:g}, {high:g}), whose ends are the black and white fills: pass the "
-                "model's input range, e.g. value_range=(0, 255), or scale the images"
-            )
 
     def _labels(self, labels: Any, size: int, num_classes: int | None = None) -> np.ndarray | None:
         if labels is None:
@@ -298,8 +212,8 @@ class AllegianceEvaluator:
         """The maps of `self._methods` (M of them) and the intact logits."""
         wanted = [m for m in self._methods if m != RANDOM_METHOD]
         if self._own_maps and wanted:
-            maps, logits, _ = self._saliency.explain_batch(images, methods=wanted)
-            maps = dict(maps)
+            explanation = self._saliency.explain_step(images, methods=wanted)
+            maps, logits = dict(explanation), explanation.logits
         else:
             maps = self._explainer_maps(images, wanted) if wanted else {}
             logits = self._saliency.logits(images)
@@ -339,10 +253,11 @@ class AllegianceEvaluator:
 
     # -- compute ---------------------------------------------------------------------
 
-    def _count_function(self, image_shape: tuple[int, ...], order: str, road: bool) -> Any:
-        # One trace per image shape, order and kind of fill (ROAD's or a gathered one), so
-        # that no item branches on its order: batch, chunk and map counts vary freely.
-        key = (*image_shape, order, road)
+    def _count_function(self, image_shape: tuple[int, ...], order: int, occluder: int) -> Any:
+        # One trace per image shape, order and fill path (the gather table, or one
+        # `occlude` fill), so that no item branches on its order: batch, chunk and map
+        # counts vary freely.
+        key = (*image_shape, order, occluder)
         if key not in self._count_functions:
             height, width, channels = image_shape
             vector = tf.TensorSpec((None,), tf.int32)
@@ -353,38 +268,39 @@ class AllegianceEvaluator:
                 vector,  # each pair's fill row step
                 tf.TensorSpec((None, None, height, width), tf.float32),  # maps (M, B, H, W)
                 tf.TensorSpec((None, None, None), tf.float32),  # thresholds (M, B, P)
-                tf.TensorSpec((None, None, height, width), tf.int32),  # LeRF ranks (M, B, H, W)
+                tf.TensorSpec((None, None, height, width), tf.int32),  # ranks (M, B, H, W)
                 vector,  # intact predictions (B,)
                 vector,  # labels (B,), -1 without labels
                 OccludedItems(vector, vector, vector, vector),
             ]
-            self._count_functions[key] = tf.function(
-                functools.partial(self._count_chunk, order, road), input_signature=signature
-            )
+            fill = self._occluders[occluder] if occluder >= 0 else None
+            chunk = functools.partial(self._count_chunk, self.protocol.orders[order], fill)
+            self._count_functions[key] = tf.function(chunk, input_signature=signature)
         return self._count_functions[key]
 
     def _count_chunk(
-        self, order, road, images, table, first_row, row_step, maps, thresholds, ranks, intact,
+        self, order, fill, images, table, first_row, row_step, maps, thresholds, ranks, intact,
         labels, items,
     ):
         """Agreeing and correct predictions per (order, pair, fraction) for a chunk of
-        items of one `order`, all with ROAD's fill or none: two int64 (O * K * P,)
-        vectors indexed by (order * K + pair) * P + fraction."""
+        items of one `order`, all with one `occlude` fill or all gathered (`fill` None):
+        two int64 (O * K * P,) vectors indexed by (order * K + pair) * P + fraction."""
         height, width = images.shape[1:3]
         method = tf.gather(tf.constant(self._pair_method), items.pair)
         at = tf.stack([method, items.image], axis=1)
-        if order == "lerf":
-            counts = tf.constant(lerf_counts(self.fractions, height * width))
-            mask = tf.gather_nd(ranks, at) < tf.gather(counts, items.fraction)[:, None, None]
-        else:
-            saliency = tf.gather_nd(maps, at)  # (S, H, W)
-            v = tf.gather_nd(thresholds, tf.stack([method, items.image, items.fraction], axis=1))
-            mask = (saliency > v[:, None, None]) & (saliency != 0)  # MoRF
-            if order == "insertion":
-                mask = ~mask
-        if road:
+        counts = tf.constant(lerf_counts(self.fractions, height * width))
+        mask = order.mask(Ranking(
+            height * width,
+            saliency=lambda: tf.gather_nd(maps, at),  # (S, H, W)
+            threshold=lambda: tf.gather_nd(
+                thresholds, tf.stack([method, items.image, items.fraction], axis=1)
+            )[:, None, None],
+            rank=lambda: tf.gather_nd(ranks, at),
+            count=lambda: tf.gather(counts, items.fraction)[:, None, None],
+        ))
+        if fill is not None:
             intact_images = tf.gather(images, items.image)
-            occluded = road_occlude(intact_images, mask, self.road_noise, self.seed)
+            occluded = tf.cast(fill.occlude(intact_images, mask), tf.float32)
         else:
             # One gather of each pixel's row of `table`: on CPU, a select (tf.where)
             # broadcasting the fill over pixels and channels takes ~1.5x as long.
@@ -407,23 +323,27 @@ class AllegianceEvaluator:
     def _batch_counts(self, images: tf.Tensor, labels: Any) -> DeletionCounts:
         """Counts for one checked batch."""
         size, height, width, channels = images.shape
-        shape = (len(self.orders), len(self.pairs), len(self.fractions))
+        num_pixels = height * width
+        like = dataclasses.replace(
+            DeletionCounts.zeros(self.protocol), num_pixels=num_pixels,
+            labelled=labels is not None,
+        )
         if size == 0:  # a replica's share of a short last batch may be empty
-            zeros = np.zeros(shape, np.int64)
-            return DeletionCounts(np.int64(0), zeros, zeros, zeros)
+            return like
         labels = self._labels(labels, size, self._saliency.num_classes(images))
         maps, logits = self._explain(images)
         stacked = tf.stack([maps[m] for m in self._methods])  # (M, B, H, W)
-        num_pixels = height * width
         flat = tf.reshape(stacked, (len(self._methods), size, num_pixels))
         thresholds, deleted = thresholds_and_counts(
             flat, tf.constant(threshold_indices(self.fractions, num_pixels))
         )
         ranks = tf.zeros((0, 0, height, width), tf.int32)
-        if "lerf" in self.orders:
+        if any(order.uses_ranks for order in self.protocol.orders):
             ranks = tf.reshape(ascending_ranks(flat), stacked.shape)
         morf = deleted.numpy()[self._pair_method]  # (K, B, P) pixels MoRF deletes
-        filled = np.stack([self._filled(order, morf, num_pixels) for order in self.orders])
+        filled = np.stack([
+            order.filled(morf, self.fractions, num_pixels) for order in self.protocol.orders
+        ])
         intact = np.argmax(logits.numpy(), axis=1).astype(np.int32)
 
         # An image that loses no pixel is the intact image: it agrees with
@@ -440,15 +360,20 @@ class AllegianceEvaluator:
             images, *self._fill_table(images), stacked, thresholds, ranks, tf.constant(intact),
             tf.constant(labels if labels is not None else np.full(size, -1, np.int32)),
         )
-        item_road = self._pair_road[items.pair]
-        for o, order_name in enumerate(self.orders):
-            for road in (False, True):
-                chosen = (items.order == o) & (item_road == road)
+        # Each pair's path: -1 for the gather table, else the index of its `occlude` fill.
+        pair_path = np.array([
+            self._occluders.index(self._fills[f]) if self._fills[f].mask_dependent else -1
+            for f in self._pair_fill
+        ])
+        item_path = pair_path[items.pair]
+        for o in range(len(self.orders)):
+            for path in range(-1, len(self._occluders)):
+                chosen = (items.order == o) & (item_path == path)
                 if not chosen.any():
                     continue
-                # ROAD's solver holds about ten float64 copies of each occluded image.
-                step = chunk if not road else max(1, chunk // 10)
-                count = self._count_function((height, width, channels), order_name, road)
+                # A fill's `memory_scale`: e.g. ROAD's solver holds ~10 copies of each image.
+                step = chunk if path < 0 else max(1, chunk // self._occluders[path].memory_scale)
+                count = self._count_function((height, width, channels), o, path)
                 chosen_items = OccludedItems(*(c[chosen] for c in items))
                 for start in range(0, len(chosen_items.image), step):
                     chunk_items = OccludedItems(
@@ -457,10 +382,11 @@ class AllegianceEvaluator:
                     chunk_agree, chunk_correct = count(*batch, chunk_items)
                     agree += chunk_agree.numpy()
                     correct += chunk_correct.numpy()
-        return DeletionCounts(
-            images=np.int64(size),
-            agree=agree.reshape(shape),
-            correct=correct.reshape(shape),
+        return dataclasses.replace(
+            like,
+            images=size,
+            agree=agree.reshape(like.shape),
+            correct=correct.reshape(like.shape),
             deleted=filled.sum(axis=2).astype(np.int64),
         )
 
@@ -468,43 +394,47 @@ class AllegianceEvaluator:
         """The rows occluded pixels are gathered from, and each pair's first row and step.
 
         The table (R, ch) holds the batch's B * H * W pixels, then one row per fill
-        (its constant value; unused for the others), then the B * H * W pixels of each
-        blur/mean fill image. Pixel i of the batch (in row-major order) is row i, and
-        filled by pair k it is row `first[k] + step[k] * i`: step 0 for a constant, 1 for
-        an image fill.
+        (a constant's value; unused for the others), then the B * H * W pixels of each
+        other `values` fill's image. Pixel i of the batch (in row-major order) is row i,
+        and filled by pair k it is row `first[k] + step[k] * i`: step 0 for a constant,
+        1 for an image fill.
         """
         size, height, width, channels = images.shape
         num_pixels = size * height * width
-        made = {
-            "blur": lambda: blur_images(images, self.blur_sigma),
-            "mean": lambda: mean_images(images),
-        }
         rows = [
             tf.reshape(images, (-1, channels)),
-            tf.constant(fill_values(self._fills, self.value_range, channels)),
-            *(tf.reshape(made[f](), (-1, channels)) for f in self._image_fills),
+            tf.constant(np.array([
+                fill.color(channels) if isinstance(fill, Constant) else (0.0,) * channels
+                for fill in self._fills
+            ], np.float32)),
+            *(tf.reshape(self._fill_image(f, images), (-1, channels)) for f in self._image_fills),
         ]
         image_rows = num_pixels + len(self._fills)  # where the first fill image starts
         if image_rows + len(self._image_fills) * num_pixels > np.iinfo(np.int32).max:
             raise ValueError(
-                f"a batch of {size} images of {height}x{width} pixels, with its blur/mean fills, "
+                f"a batch of {size} images of {height}x{width} pixels, with its image fills, "
                 "has too many pixels for the evaluator's int32 indices: use smaller batches"
             )
-        first = [
-            image_rows + self._image_fills.index(f) * num_pixels if f in self._image_fills
-            else num_pixels + self._fills.index(f)
-            for _, f in self.pairs
-        ]
-        step = [int(f in self._image_fills) for _, f in self.pairs]
+        first, step = [], []
+        for f in self._pair_fill:
+            image = self._fills[f] in self._image_fills
+            first.append(
+                image_rows + self._image_fills.index(self._fills[f]) * num_pixels if image
+                else num_pixels + int(f)
+            )
+            step.append(int(image))
         return tf.concat(rows, axis=0), tf.constant(first, tf.int32), tf.constant(step, tf.int32)
 
-    def _filled(self, order: str, morf: np.ndarray, num_pixels: int) -> np.ndarray:
-        """(K, B, P) pixels each occluded image fills, from MoRF's deleted counts."""
-        if order == "morf":
-            return morf
-        if order == "insertion":
-            return num_pixels - morf
-        return np.broadcast_to(lerf_counts(self.fractions, num_pixels), morf.shape)
+    @staticmethod
+    def _fill_image(fill: Fill, images: tf.Tensor) -> tf.Tensor:
+        """A `values` fill's image for the batch, checked: float32, the images' shape."""
+        values = tf.cast(fill.values(images), tf.float32)
+        if tuple(values.shape) != tuple(images.shape):
+            raise ValueError(
+                f"the fill {fill.name!r}'s `values` must return the images' shape "
+                f"{tuple(images.shape)}, it returned {tuple(values.shape)}"
+            )
+        return values
 
     # -- public ----------------------------------------------------------------------
 
@@ -545,43 +475,92 @@ class AllegianceEvaluator:
                 f"`strategy` must be a tf.distribute.Strategy, received {type(strategy).__name__}"
             )
         verbose = _checks.integer("verbose", verbose, minimum=0, maximum=2)
-        data = _checks.bounded_dataset(data, steps, "data", "evaluate", stacklevel=3)
-        batches, total = self._batches(data)
+        source = self._batches(data, steps)
+        total = source.total
         if total is None and num_images is not None:
             total = _checks.positive_int("num_images", num_images)
-        first_images, first_labels = next(batches)
-        height, width = first_images.shape[1:3]
         progress = keras.utils.Progbar(total, verbose=verbose, unit_name="image")
         if strategy is None:
             steps: Iterator[DeletionCounts] = (
-                self._batch_counts(images, labels)
-                for images, labels in itertools.chain([(first_images, first_labels)], batches)
+                self._batch_counts(images, labels) for images, labels, _ in source
             )
         else:
-            steps = self._distributed_counts(data, strategy)
+            steps = self._distributed_counts(source, strategy)  # summed by the strategy
         totals: DeletionCounts | None = None
         for counts in steps:
             totals = counts if totals is None else totals + counts
             progress.update(int(totals.images))
         if totals is None or int(totals.images) == 0:
             raise ValueError("`data` holds no images: there is nothing to evaluate")
-        return totals.to_result(
-            self.orders, self.pairs, self.fractions, height * width, first_labels is not None
+        return totals.to_result()
+
+    def _distributed_counts(
+        self, source: _data.Batches, strategy: Any
+    ) -> Iterator[DeletionCounts]:
+        distributed = strategy.experimental_distribute_dataset(source.dataset())
+        first = source.first
+        like = dataclasses.replace(
+            DeletionCounts.zeros(self.protocol),
+            num_pixels=first.images.shape[1] * first.images.shape[2],
+            labelled=first.labels is not None,
         )
 
-    def _distributed_counts(self, data: Any, strategy: Any) -> Iterator[DeletionCounts]:
-        if not isinstance(data, tf.data.Dataset):
-            images, labels = self._split(data)
-            elements = images if labels is None else (images, labels)
-            data = tf.data.Dataset.from_tensor_slices(elements).batch(self.batch_size)
-        distributed = strategy.experimental_distribute_dataset(data)
-
         def replica_step(element):
-            images, labels = self._split(element)
-            return self._batch_counts(_checks.as_image_batch(images, "data"), labels).pack()
+            # A replica's share gets a later batch's checks, one image size included.
+            images, labels, _ = _data.unpack(element, "data")
+            return self._batch_counts(source.check(images), labels).pack()
 
         for element in distributed:
             per_replica = strategy.run(replica_step, args=(element,))
             reduced = strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
-            shape = (len(self.orders), len(self.pairs), len(self.fractions))
-            yield DeletionCounts.unpack(reduced.numpy(), shape)
+            yield like.unpack(reduced.numpy())
+
+    def batch_counts(self, images: Any, labels: Any = None) -> DeletionCounts:
+        """The additive counts of one batch, checked as `evaluate` checks its first batch.
+
+        Counts of any split of a dataset into batches (on one machine or many) add up,
+        with `+` or `DeletionCounts.sum`, to exactly the counts `evaluate` makes of the
+        whole; `result` turns them into curves. Counts carry `protocol.fingerprint`:
+        adding counts of differently configured evaluators raises a ValueError.
+
+        Args:
+            images: float images (B, H, W, ch) in `value_range`, an array or tensor
+                (more than `batch_size` images are counted `batch_size` at a time).
+            labels: optional class labels of the images (as `evaluate` takes them).
+
+        Returns:
+            a `DeletionCounts`.
+
+        Example:
+            >>> counts = DeletionCounts.sum(evaluator.batch_counts(x) for x in shards)
+            >>> counts.save("counts-0.npz"); result = evaluator.result(counts)
+        """
+        source = self._batches(images if labels is None else (images, labels), None)
+        return DeletionCounts.sum(self._batch_counts(x, y) for x, y, _ in source)
+
+    def result(self, counts: DeletionCounts) -> AllegianceResult:
+        """The `AllegianceResult` of counts made by this evaluator's protocol (summed
+        `batch_counts`, or loaded with `DeletionCounts.load`)."""
+        if not isinstance(counts, DeletionCounts):
+            raise TypeError(f"`counts` must be a DeletionCounts, received {type(counts).__name__}")
+        if counts.fingerprint != self.protocol.fingerprint:
+            raise ValueError(
+                "`counts` were made by another protocol (fingerprint "
+                f"{counts.fingerprint[:12]}..., this evaluator's {self.protocol.fingerprint[:12]}"
+                "...): fractions, pairs, fills, orders, value_range, seed or explainer differ"
+            )
+        return counts.to_result()
+
+
+def _describe(explainer: Any, attribution: Any, value_range: tuple[float, float]) -> str:
+    """What makes the maps, for the protocol's fingerprint: the default explainer's
+    attribution, or the explainer's type."""
+    if explainer is None or isinstance(explainer, SignedSaliency):
+        made = as_attribution(attribution, value_range) if explainer is None else (
+            explainer.attribution
+        )
+        return f"SignedSaliency({made!r})"
+    kind = explainer if callable(explainer) and hasattr(explainer, "__qualname__") else type(
+        explainer
+    )
+    return f"{getattr(kind, '__module__', '')}.{getattr(kind, '__qualname__', repr(kind))}"

@@ -1,14 +1,16 @@
-"""The (method, fill) pairs of the deletion benchmark and their fill values."""
+"""The (method, fill) pairs of the deletion benchmark, and their names in JSON.
+
+A pair's key in results is (method, fill key): the fill's key is "black", "white", a
+number or a tuple of numbers for constants (as files written before fill objects hold
+them), and the fill's name for any other fill ("blur", "blur(2.0)", "road", a user's
+name). Numpy only, so that `AllegianceResult` loads without TensorFlow.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
-from tf_signsal.maps import METHODS
-from tf_signsal.vocabulary import FILLS
+from tf_signsal.vocabulary import METHODS
 
 PAPER_FRACTIONS: tuple[float, ...] = (
     0.0, 0.03, 0.05, 0.07, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9,
@@ -23,63 +25,42 @@ PAPER_PAIRS: tuple[tuple[str, str], ...] = (
 )
 # The paper's fills: constants at the ends of the value range.
 PAPER_FILLS: tuple[str, ...] = ("black", "white")
-# Fills computed from the image: a blurred copy, its mean; and ROAD's imputation, which
-# depends on the mask too.
-IMAGE_FILLS: tuple[str, ...] = ("blur", "mean")
-ROAD_FILL = "road"
 ALL_PAIRS: tuple[tuple[str, str], ...] = tuple((m, f) for f in PAPER_FILLS for m in METHODS)
 # The seeded random ranking: a control that any map should beat.
 RANDOM_METHOD = "random"
 RANDOM_PAIRS: tuple[tuple[str, str], ...] = tuple((RANDOM_METHOD, f) for f in PAPER_FILLS)
 DELETION_METHODS: tuple[str, ...] = (*METHODS, RANDOM_METHOD)
 
-Fill = Any  # "black" | "white" | float | tuple[float, ...]
-Pair = tuple[str, Fill]
+Pair = tuple[str, Any]
+"""(method, fill): a fill is a `Fill`, a fill's name, a number or one number per channel."""
+
+
+def fill_key_name(key: Any) -> str:
+    """The text of a fill key: a name as it is, a number as `repr`, a tuple as its values
+    joined by commas, with a trailing comma for one value ("0.5,")."""
+    if isinstance(key, tuple):
+        return ",".join(repr(v) for v in key) + ("," if len(key) == 1 else "")
+    return repr(key) if isinstance(key, float) else str(key)
 
 
 def pair_name(pair: Pair) -> str:
     """The JSON name of a pair: "method/fill", e.g. "positive/black", "standard/0.5",
-    "standard/0.5,0.4,0.3"; a one-channel tuple keeps a trailing comma ("standard/0.5,")."""
+    "standard/0.5,0.4,0.3", "positive/blur(2.0)"; a one-channel tuple keeps a trailing
+    comma ("standard/0.5,"). The fill may be a `Fill` (its name) or a result key."""
     method, fill = pair
-    if isinstance(fill, tuple):
-        return f"{method}/" + ",".join(repr(v) for v in fill) + ("," if len(fill) == 1 else "")
-    return f"{method}/{fill!r}" if isinstance(fill, float) else f"{method}/{fill}"
+    name = getattr(fill, "name", None)
+    return f"{method}/{name if isinstance(name, str) else fill_key_name(fill)}"
 
 
 def parse_pair(name: str) -> Pair:
-    """Inverse of `pair_name`."""
-    method, _, fill = name.partition("/")
-    if fill in FILLS:
+    """Inverse of `pair_name`, to the pair's result key: a fill text that starts with a
+    letter is a fill's name, any other is one number or numbers per channel."""
+    method, slash, fill = name.partition("/")
+    if not slash or not method or not fill:
+        raise ValueError(f"a pair name is \"method/fill\", received {name!r}")
+    if fill[0].isalpha():
         return method, fill
     values = tuple(float(v) for v in fill.split(",") if v)
+    if not values:
+        raise ValueError(f"a pair name is \"method/fill\", received {name!r}")
     return (method, values[0]) if "," not in fill else (method, values)
-
-
-def fill_kind(fill: Fill) -> str:
-    """"constant" (black, white, numbers), "image" (blur, mean) or "road"."""
-    if fill == ROAD_FILL:
-        return "road"
-    return "image" if fill in IMAGE_FILLS else "constant"
-
-
-def fill_values(
-    fills: Sequence[Fill], value_range: tuple[float, float], channels: int
-) -> np.ndarray:
-    """The pixel value of each constant fill, (len(fills), channels) float32: black is
-    value_range[0], white value_range[1]; a row of zeros for fills computed from the image."""
-    low, high = value_range
-    rows = []
-    for fill in fills:
-        if isinstance(fill, tuple):
-            if len(fill) != channels:
-                raise ValueError(
-                    f"fill {fill} has {len(fill)} values, but the images have "
-                    f"{channels} channels: give one value per channel"
-                )
-            rows.append(fill)
-        elif fill_kind(fill) != "constant":
-            rows.append((0.0,) * channels)
-        else:
-            value = {"black": low, "white": high}.get(fill, fill)
-            rows.append((value,) * channels)
-    return np.array(rows, np.float32)

@@ -10,10 +10,8 @@ from typing import Any
 import numpy as np
 
 from tf_signsal._io import read_json, write_json
+from tf_signsal.evaluation.orders import order_better
 from tf_signsal.evaluation.pairs import Pair, pair_name, parse_pair
-
-# Higher is better for insertion (allegiance rises as pixels come back), lower otherwise.
-_BETTER = {"morf": "lower", "lerf": "higher", "insertion": "higher"}
 
 
 @dataclass(eq=False)
@@ -99,9 +97,10 @@ class AllegianceResult:
         auc = self.order_auc
         for order, curves in self.order_curves.items():
             title = "Allegiance" if order == "morf" else f"Allegiance, {order}"
+            better = order_better(order)
             lines += [
-                f"{title} over {self.n_images} images (AUC: trapezoid, x as a fraction; "
-                f"{_BETTER[order]} is better)",
+                f"{title} over {self.n_images} images (AUC: trapezoid, x as a fraction"
+                + (f"; {better} is better)" if better else ")"),
                 header,
             ]
             for name, pair in zip(names, self.pairs):

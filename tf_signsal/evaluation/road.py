@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import tensorflow as tf
 
 from tf_signsal import _checks
 from tf_signsal._random import combine, hashed_normal, image_hashes, row_hashes
+from tf_signsal.evaluation.fills import check_noise_std
 
 # ROAD's neighbour weights (Rong et al. 2022, section 4.2 and their `imputations.py`):
 # 1/6 for the 4 edge neighbours, 1/12 for the 4 diagonal ones (they sum to 1).
@@ -27,8 +27,6 @@ ROAD_NEIGHBOURS: tuple[tuple[int, int, float], ...] = (
 )
 ROAD_TOLERANCE = 1e-6
 """Default `tolerance` of `road_impute`: relative residual of the conjugate gradients."""
-MAX_NOISE_STD = float(np.finfo(np.float32).max) / 8
-"""The largest noise standard deviation: |noise| <= 5.3 noise_std stays a float32."""
 
 
 def _stencil(x: tf.Tensor) -> tf.Tensor:
@@ -169,11 +167,6 @@ def _solve(images, masks, noise_std, seed, tolerance, max_iterations):
     )
 
 
-def check_noise_std(name: str, value: Any) -> float:
-    """`value` as ROAD's noise standard deviation: a number in [0, `MAX_NOISE_STD`]."""
-    return _checks.real(name, value, 0.0, maximum=MAX_NOISE_STD)
-
-
 def road_occlude(
     images: tf.Tensor, masks: tf.Tensor, noise_std: float = 0.01, seed: int = 0
 ) -> tf.Tensor:
@@ -261,7 +254,7 @@ def road_impute(
     images = _checks.as_image_batch(images)
     masks = _checks.bool_masks(masks, images)
     noise_std = check_noise_std("noise_std", noise_std)
-    seed = _checks.integer("seed", seed, minimum=0, maximum=2**32 - 1)
+    seed = _checks.seed("seed", seed)
     tolerance = _checks.real("tolerance", tolerance, 0.0, strict=True)
     if max_iterations is None:
         max_iterations = _max_iterations(images.shape[1], images.shape[2])

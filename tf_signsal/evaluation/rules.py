@@ -1,4 +1,5 @@
-"""Which pixels a map removes at each fraction, in each order.
+"""Which pixels a map removes at each fraction, in each order (`orders.py`): the sorts
+behind them, and `deletion_masks`.
 
 For a map of N = H x W pixels and a fraction p:
   morf       (most relevant first, the paper's rule, spec section 2.2): sort the map in
@@ -17,25 +18,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import tensorflow as tf
 
 from tf_signsal import _checks
+from tf_signsal.evaluation.orders import (
+    Order,
+    Ranking,
+    as_order,
+    lerf_counts,
+    threshold_indices,
+)
 from tf_signsal.evaluation.pairs import PAPER_FRACTIONS
 from tf_signsal.vocabulary import ORDERS
 
-
-def threshold_indices(fractions: Sequence[float], num_pixels: int) -> np.ndarray:
-    """The 0-based index round(p * N) of each fraction's threshold in a descending sort."""
-    # Python's round (half to even), as the authors' code. When p * N rounds
-    # up to N (p close to 1 on a small image) the index is clipped to the last
-    # one, where the authors' code would fail: v is the smallest value.
-    return np.array([min(round(p * num_pixels), num_pixels - 1) for p in fractions], np.int32)
-
-
-def lerf_counts(fractions: Sequence[float], num_pixels: int) -> np.ndarray:
-    """How many pixels LeRF deletes at each fraction: round(p * N), half to even."""
-    return np.array([min(round(p * num_pixels), num_pixels) for p in fractions], np.int32)
+__all__ = [
+    "ORDERS", "ascending_ranks", "deletion_masks", "lerf_counts", "threshold_indices",
+    "thresholds_and_counts",
+]
 
 
 @tf.function(reduce_retracing=True)
@@ -73,15 +72,15 @@ def thresholds_and_counts(maps: tf.Tensor, indices: tf.Tensor) -> tuple[tf.Tenso
 
 
 def deletion_masks(
-    maps: Any, fractions: Sequence[float] = PAPER_FRACTIONS, order: str = "morf"
+    maps: Any, fractions: Sequence[float] = PAPER_FRACTIONS, order: str | Order = "morf"
 ) -> tf.Tensor:
     """The pixels replaced by the fill at each fraction, in the given order.
 
     Args:
         maps: saliency maps (B, H, W), e.g. from `SignedSaliency.explain`.
         fractions: fractions p in [0, 1), strictly increasing.
-        order: "morf" (the paper's rule, spec section 2.2), "lerf" or "insertion"
-            (see the module docstring).
+        order: an `Order` or its name: "morf" (the paper's rule, spec section 2.2),
+            "lerf" or "insertion" (see the module docstring).
 
     Returns:
         bool tensor (B, len(fractions), H, W), True where the fill goes. For "morf":
@@ -95,7 +94,7 @@ def deletion_masks(
         >>> masks = deletion_masks(maps["positive"], [0.1, 0.5])   # (B, 2, H, W)
     """
     fractions = _checks.fractions(fractions)
-    order = _checks.one_of("order", order, ORDERS)
+    order = as_order(order, "order")
     maps = tf.convert_to_tensor(maps, tf.float32)
     if maps.shape.rank != 3:
         raise ValueError(
@@ -105,14 +104,14 @@ def deletion_masks(
         raise ValueError("`maps` contains NaN or Inf values; every map value must be finite")
     num_pixels = maps.shape[1] * maps.shape[2]
     flat = tf.reshape(maps, (-1, num_pixels))
-    if order == "lerf":
-        counts = tf.constant(lerf_counts(fractions, num_pixels))
-        masks = ascending_ranks(flat)[:, None, :] < counts[None, :, None]
-    else:
-        thresholds, _ = thresholds_and_counts(
+    # (B, P, N) by broadcasting: each map against each fraction.
+    masks = order.mask(Ranking(
+        num_pixels,
+        saliency=lambda: flat[:, None, :],
+        threshold=lambda: thresholds_and_counts(
             flat, tf.constant(threshold_indices(fractions, num_pixels))
-        )
-        masks = (flat[:, None, :] > thresholds[:, :, None]) & (flat[:, None, :] != 0)
-        if order == "insertion":
-            masks = ~masks
+        )[0][:, :, None],
+        rank=lambda: ascending_ranks(flat)[:, None, :],
+        count=lambda: tf.constant(lerf_counts(fractions, num_pixels))[None, :, None],
+    ))
     return tf.reshape(masks, (-1, len(fractions), maps.shape[1], maps.shape[2]))
