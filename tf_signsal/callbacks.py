@@ -34,6 +34,7 @@ from tf_signsal.evaluation import (
     PAPER_PAIRS,
     AllegianceEvaluator,
     AllegianceResult,
+    DeletionProtocol,
     Pair,
     pair_name,
 )
@@ -389,7 +390,8 @@ class AllegianceCallback(keras.callbacks.Callback):
             Keep it small (a few hundred images): it is evaluated every time.
         every_n_epochs: evaluate after every n-th epoch.
         pairs: (method, fill) pairs, methods from `DELETION_METHODS` (the five
-            maps and the "random" control); the paper's six by default.
+            maps and the "random" control), fills as `AllegianceEvaluator` takes
+            them (e.g. `Blur(2.0)`, "road", "black"); the paper's six by default.
         fractions: deletion fractions; the paper's 13 by default.
         prefix: prefix of the log keys.
         save_dir: optional folder for each evaluated epoch's full curves, as
@@ -400,11 +402,16 @@ class AllegianceCallback(keras.callbacks.Callback):
         attribution: what the maps are of (see `SignedSaliency`): "gradient"
             (the paper), "gradient_x_input", "integrated_gradients",
             "smoothgrad" or a configured `tf_signsal.attributions` object.
+        protocol: a `DeletionProtocol` to evaluate (its fractions, pairs, orders,
+            value range and seed) instead of `pairs`, `fractions` and
+            `value_range`; the logs hold MoRF's AUCs.
 
     Attributes:
         results: {epoch: AllegianceResult} of the evaluated epochs (1-based).
+        protocol: the checked `DeletionProtocol` (the evaluator's adds the
+            explainer to its fingerprint).
         pairs, fractions, batch_size, value_range: the checked arguments, as
-            the evaluator gets them.
+            the evaluator gets them (`pairs` as the results' keys).
 
     Example:
         >>> allegiance = AllegianceCallback((x_val[:256], y_val[:256]), save_dir="logs/allegiance")
@@ -426,18 +433,28 @@ class AllegianceCallback(keras.callbacks.Callback):
         batch_size: int = 128,
         value_range: tuple[float, float] = (0.0, 1.0),
         attribution: str | Attribution = "gradient",
+        protocol: DeletionProtocol | None = None,
     ):
         super().__init__()
         if isinstance(data, tf.data.Dataset):  # evaluated every time: it must end
             _checks.finite_dataset(data, "data")
         self.data = data
         self.every_n_epochs = _checks.positive_int("every_n_epochs", every_n_epochs)
-        self.pairs = _checks.pairs(pairs, DELETION_METHODS)
-        self.fractions = _checks.fractions(fractions, at_least=2)
+        if protocol is None:
+            protocol = DeletionProtocol(fractions, pairs, value_range=value_range)
+        elif not isinstance(protocol, DeletionProtocol):
+            raise TypeError(f"`protocol` must be a DeletionProtocol, received {protocol!r}")
+        elif pairs is not PAPER_PAIRS or fractions is not PAPER_FRACTIONS or tuple(
+            value_range
+        ) != (0.0, 1.0):
+            raise ValueError("give `protocol` or `pairs`/`fractions`/`value_range`, not both")
+        protocol.check_methods(DELETION_METHODS)
+        self.protocol = protocol
+        self.pairs, self.fractions = protocol.keys, protocol.fractions
         self.prefix = _check_prefix(prefix)
         self.save_dir = None if save_dir is None else os.fspath(save_dir)
         self.batch_size = _checks.positive_int("batch_size", batch_size)
-        self.value_range = _checks.value_range(value_range)
+        self.value_range = protocol.value_range
         self.attribution = as_attribution(attribution, self.value_range)
         self.results: dict[int, AllegianceResult] = {}
         self._evaluator: AllegianceEvaluator | None = None
@@ -461,9 +478,11 @@ class AllegianceCallback(keras.callbacks.Callback):
             self._evaluator = AllegianceEvaluator(
                 model,
                 fractions=self.fractions,
-                pairs=self.pairs,
+                pairs=self.protocol.pairs,
                 batch_size=self.batch_size,
                 value_range=self.value_range,
+                orders=self.protocol.orders,
+                seed=self.protocol.seed,
                 attribution=self.attribution,
             )
 
