@@ -182,3 +182,25 @@ def test_protocol_is_checked_once_and_fingerprinted():
 def test_bad_protocols(kwargs, error, message):
     with pytest.raises(error, match=message):
         DeletionProtocol(**kwargs)
+
+
+def test_the_callback_takes_fill_objects_and_a_protocol(model, rng):
+    from tf_signsal.callbacks import AllegianceCallback
+
+    images = rng.random((4, 8, 8, 3), dtype=np.float32)
+    protocol = DeletionProtocol(FRACTIONS, PAIRS[:3], ("morf", "lerf"), seed=5)
+    callback = AllegianceCallback(images, protocol=protocol)
+    callback.set_model(model)
+    expected = AllegianceEvaluator(
+        model, fractions=FRACTIONS, pairs=PAIRS[:3], orders=("morf", "lerf"), seed=5
+    ).evaluate(images, verbose=0)
+    assert callback.evaluate() == expected and callback.pairs == protocol.keys
+    assert callback.log_key(("negative", "blur(1.0)")) == "allegiance_auc_negative_blur(1.0)"
+    blurred = AllegianceCallback(images, pairs=[("positive", Blur(2.0))], fractions=FRACTIONS)
+    assert blurred.pairs == (("positive", "blur(2.0)"),)
+    with pytest.raises(ValueError, match="not both"):
+        AllegianceCallback(images, pairs=PAIRS, protocol=protocol)
+    with pytest.raises(ValueError, match="valid methods"):
+        AllegianceCallback(images, pairs=[("gxi", "black")])
+    with pytest.raises(TypeError, match="`protocol`"):
+        AllegianceCallback(images, protocol={"pairs": PAIRS})
