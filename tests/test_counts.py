@@ -15,6 +15,7 @@ from tf_signsal.evaluation import (
     DeletionProtocol,
     Insertion,
     LeRF,
+    Mean,
     MoRF,
     Road,
 )
@@ -168,6 +169,22 @@ def test_protocol_is_checked_once_and_fingerprinted():
         protocol.seed = 3  # frozen
 
 
+class SubBlur(Blur):
+    """Named "blur" by Blur: not the built-in blur."""
+
+
+class SubLeRF(LeRF):
+    """Named "lerf" by LeRF: not the built-in LeRF."""
+
+
+class Twin(Blur):
+    name = "twin"
+
+
+class OtherTwin(Mean):
+    name = "twin"
+
+
 @pytest.mark.parametrize(
     "kwargs, error, message",
     [
@@ -177,6 +194,10 @@ def test_protocol_is_checked_once_and_fingerprinted():
         ({"pairs": [("positive", "blur"), ("positive", Blur(5.0))]}, ValueError, "repeat"),
         ({"pairs": [("positive", "blur:0")]}, ValueError, "`sigma`"),
         ({"seed": -1}, ValueError, "`seed`"),
+        ({"pairs": [("positive", SubBlur())]}, ValueError, "name of its own"),
+        ({"orders": ["morf", SubLeRF()]}, ValueError, "name of its own"),
+        ({"pairs": [("positive", Twin()), ("negative", OtherTwin())]}, ValueError,
+         "two different fills named 'twin'"),
     ],
 )
 def test_bad_protocols(kwargs, error, message):

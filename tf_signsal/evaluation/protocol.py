@@ -150,6 +150,13 @@ def _check_pairs(value: Any) -> tuple[tuple[str, Fill], ...]:
     names = [pair_name(pair) for pair in checked]
     if len(set(names)) != len(names):
         raise ValueError(f"`pairs` must not repeat a pair, received {names}")
+    named: dict[str, Fill] = {}
+    for _, fill in checked:  # a name is a key in results: one fill per name
+        if named.setdefault(fill.name, fill) != fill:
+            raise ValueError(
+                f"`pairs` hold two different fills named {fill.name!r}: "
+                f"{named[fill.name]!r} and {fill!r}; give each its own name"
+            )
     return tuple(checked)
 
 
@@ -168,6 +175,12 @@ def _check_orders(value: Any) -> tuple[Order, ...]:
     bad = [order for order in orders if not isinstance(order.name, str) or not order.name]
     if bad or len(set(names)) != len(names):
         raise ValueError(f"`orders` must have distinct, non-empty names, received {orders}")
+    impostors = [o for o in orders if o.name in ORDERS and o != as_order(o.name)]
+    if impostors:
+        raise ValueError(
+            f"the order {impostors[0]!r} is named {impostors[0].name!r}, the name of a built-in "
+            "order: give it a name of its own"
+        )
     if MoRF() not in orders:
         raise ValueError(
             f"`orders` must include \"morf\" (the paper's deletion, whose curves are "
