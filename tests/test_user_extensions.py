@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from reference_deletion import reference_allegiance
-from tf_signsal.evaluation import AllegianceEvaluator, Fill, Order, random_maps
+from tf_signsal.evaluation import AllegianceEvaluator, Fill, Order, deletion_masks, random_maps
 from tf_signsal.evaluation.orders import lerf_counts
 from tf_signsal.maps import SignedSaliency
 
@@ -98,6 +98,10 @@ def test_user_fills_and_order_match_the_numpy_reference(model, rng, batch_size, 
                                        rtol=1e-12)
     # The result names the user's order without knowing which way is better.
     assert "Allegiance, top_k over 7 images" in result.summary()
+    masks = deletion_masks(maps["positive"], fractions, TopK()).numpy()
+    for b in range(len(images)):
+        for j, p in enumerate(fractions):
+            np.testing.assert_array_equal(masks[b, j], top_k_mask(maps["positive"][b], p))
 
 
 def test_a_user_fill_must_define_one_method_and_a_name(model):
