@@ -1,5 +1,6 @@
 """AllegianceEvaluator under tf.distribute: MirroredStrategy over two logical CPUs and
-MultiWorkerMirroredStrategy over two local worker processes give the single-device result.
+MultiWorkerMirroredStrategy over two local worker processes give the single-device result,
+and the replicas' batches are checked as the single-device path checks them.
 
 Both run in fresh processes: logical devices and TF_CONFIG must be set before TensorFlow
 initialises its runtime, which the test process has long done.
@@ -54,6 +55,16 @@ MIRRORED = SETUP + textwrap.dedent("""
     mirrored = ev.evaluate((images, labels), verbose=0, strategy=strategy)
     dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(6)
     from_dataset = ev.evaluate(dataset, verbose=0, strategy=strategy)
+    # Batches of two image sizes for a model of any size: the replicas' shares get the
+    # one-image-size check of the single-device path.
+    from conftest import any_size_model
+    sizes = tf.data.Dataset.from_tensor_slices(images[:4]).batch(4).concatenate(
+        tf.data.Dataset.from_tensor_slices(np.zeros((4, 6, 6, 3), np.float32)).batch(4))
+    try:
+        AllegianceEvaluator(any_size_model()).evaluate(sizes, verbose=0, strategy=strategy)
+        print("SIZES accepted")
+    except ValueError as error:
+        print("SIZES", error)
     print("RESULT", json.dumps([single.to_dict(), mirrored.to_dict(), from_dataset.to_dict()]))
 """)
 
@@ -112,6 +123,8 @@ def test_mirrored_strategy_two_logical_cpus():
     assert single["n_images"] == 21
     assert mirrored == single
     assert from_dataset == single
+    assert "SIZES `data` batches must share one image shape, the first had (8, 8, 3), a later " \
+        "one (6, 6, 3)" in output
 
 
 def test_multi_worker_mirrored_strategy_two_processes():

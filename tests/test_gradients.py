@@ -1,4 +1,4 @@
-"""class_gradients and GradientEngine against the per-class loop reference."""
+"""class_gradients and the private gradient engine against the per-class loop reference."""
 
 import numpy as np
 import pytest
@@ -7,7 +7,7 @@ import tensorflow as tf
 import tf_signsal
 from conftest import small_conv_net
 from reference import reference_class_gradients
-from tf_signsal.gradients import GradientEngine
+from tf_signsal.gradients import _GradientEngine as GradientEngine
 
 
 @pytest.mark.parametrize("kind", ["sequential", "functional", "subclassed"])
@@ -122,14 +122,29 @@ def test_bad_engine_arguments(model):
         GradientEngine(model, rivals=0)
 
 
-def test_signed_saliency_class_gradients_any_batch_size(model, images):
+def test_class_gradients_of_a_signed_saliency_trace_once(model, images):
     saliency = tf_signsal.SignedSaliency(model)
     expected = reference_class_gradients(model, images)
     for size in (6, 2, 5):  # the batch size may change without a new trace
         np.testing.assert_allclose(
-            saliency.class_gradients(images[:size]).numpy(), expected[:size],
+            tf_signsal.class_gradients(saliency, images[:size]).numpy(), expected[:size],
             rtol=1e-5, atol=1e-6,
         )
+    function = saliency._engine._functions[("jacobian", (8, 8, 3))]
+    assert function.experimental_get_tracing_count() == 1
+    np.testing.assert_allclose(
+        tf_signsal.class_gradients(saliency, images, classes=[4, 1]).numpy(),
+        expected[:, [4, 1]], rtol=1e-5, atol=1e-6,
+    )
+
+
+def test_the_engine_is_private_and_its_old_name_warns(model):
+    assert "GradientEngine" not in tf_signsal.__all__
+    with pytest.warns(DeprecationWarning, match="GradientEngine is deprecated") as caught:
+        engine_class = tf_signsal.GradientEngine
+    assert caught[0].filename == __file__
+    assert engine_class is GradientEngine
+    assert engine_class(model, jacobian="loop").jacobian_mode == "loop"
 
 
 def test_class_gradients_of_an_empty_batch(model, images):

@@ -1,5 +1,7 @@
 """SignedSaliency against the plain loop reference, properties and input checks."""
 
+from collections.abc import Mapping
+
 import keras
 import numpy as np
 import pytest
@@ -204,22 +206,86 @@ def test_explain_in_batches_gives_the_same_maps(model, rng, batch_size):
     targets = rng.integers(0, 5, 13)
     saliency = SignedSaliency(model)
     for chosen in (None, targets):
-        whole, whole_logits = saliency.explain_with_logits(images, targets=chosen)
-        parts, part_logits = saliency.explain_with_logits(
-            images, targets=chosen, batch_size=batch_size
-        )
+        whole = saliency.explain(images, targets=chosen)
+        parts = saliency.explain(images, targets=chosen, batch_size=batch_size)
         for method in METHODS:
             np.testing.assert_array_equal(parts[method].numpy(), whole[method].numpy())
-        np.testing.assert_array_equal(part_logits.numpy(), whole_logits.numpy())
+        np.testing.assert_array_equal(parts.logits.numpy(), whole.logits.numpy())
+        np.testing.assert_array_equal(parts.targets.numpy(), whole.targets.numpy())
 
 
-def test_explain_checked_returns_the_explained_classes(model, images):
+def test_explain_returns_the_logits_and_the_explained_classes(model, images):
     saliency = SignedSaliency(model)
-    predicted = saliency.explain_checked(images, batch_size=4)
+    predicted = saliency.explain(images, batch_size=4)
     logits = np.asarray(model(images, training=False))
+    np.testing.assert_allclose(predicted.logits.numpy(), logits, rtol=1e-6, atol=1e-6)
     np.testing.assert_array_equal(predicted.targets.numpy(), logits.argmax(axis=1))
-    given = saliency.explain_checked(images, targets=[4, 3, 2, 1, 0, 0])
+    assert predicted.targets.dtype == tf.int32 and predicted.logits.dtype == tf.float32
+    given = saliency.explain(images, targets=[4, 3, 2, 1, 0, 0])
     np.testing.assert_array_equal(given.targets.numpy(), [4, 3, 2, 1, 0, 0])
+
+
+def test_explanation_is_a_read_only_mapping(model, images):
+    explanation = SignedSaliency(model).explain(images, methods=["positive", "active"])
+    assert isinstance(explanation, Mapping) and isinstance(explanation, tf_signsal.Explanation)
+    assert list(explanation) == list(explanation.keys()) == ["positive", "active"]
+    assert len(explanation) == 2 and "active" in explanation and "standard" not in explanation
+    plain = dict(explanation)
+    assert list(plain) == ["positive", "active"]
+    assert {**explanation}.keys() == plain.keys() == explanation.maps.keys()
+    for method in plain:
+        assert explanation[method] is plain[method] is explanation.maps[method]
+    with pytest.raises(TypeError):
+        explanation["positive"] = plain["active"]
+    with pytest.raises(AttributeError):
+        explanation.logits = None
+    explanation.maps.clear()  # a copy: the explanation keeps its maps
+    assert len(explanation) == 2
+    assert "positive" in repr(explanation) and "(6, 5)" in repr(explanation)
+
+
+def test_tuples_are_read_as_keras_reads_them(model, images):
+    saliency = SignedSaliency(model)
+    expected = saliency.explain(images)
+    labels, weights = np.arange(6) % 5, np.ones(6)
+    for data in ((images,), (images, labels), (images, labels, weights)):
+        got = saliency.explain(data, batch_size=4)
+        for method in METHODS:  # labels are not explained: the predicted classes are
+            np.testing.assert_array_equal(got[method].numpy(), expected[method].numpy())
+    with pytest.raises(ValueError, match="6 images but 5 labels"):
+        saliency.explain((images, labels[:5]))
+
+
+def test_deprecated_methods_warn_and_still_work(model, images):
+    saliency = SignedSaliency(model)
+    expected = saliency.explain(images, targets=[1, 2, 3, 4, 0, 1])
+    with pytest.warns(DeprecationWarning, match=r"explain\(") as caught:
+        maps, logits = saliency.explain_with_logits(images, [1, 2, 3, 4, 0, 1])
+        checked = saliency.explain_checked(images, [1, 2, 3, 4, 0, 1])
+    assert all(w.filename == __file__ for w in caught)
+    maps_, logits_, targets_ = checked  # the named tuple, as before
+    assert isinstance(maps, dict) and maps_.keys() == maps.keys() == expected.keys()
+    with pytest.warns(DeprecationWarning, match=r"explain_step\("):
+        batch = saliency.explain_batch(tf.constant(images), tf.constant([1, 2, 3, 4, 0, 1]))
+    for method in METHODS:
+        for got in (maps, checked.maps, batch.maps):
+            np.testing.assert_array_equal(got[method].numpy(), expected[method].numpy())
+    for got in (logits, logits_, batch.logits):
+        np.testing.assert_array_equal(got.numpy(), expected.logits.numpy())
+    np.testing.assert_array_equal(targets_.numpy(), [1, 2, 3, 4, 0, 1])
+    with pytest.warns(DeprecationWarning, match=r"tf_signsal.class_gradients\(saliency"):
+        gradients = saliency.class_gradients(images, classes=[2])
+    np.testing.assert_array_equal(
+        gradients.numpy(), tf_signsal.class_gradients(saliency, images, classes=[2]).numpy()
+    )
+
+
+def test_public_methods_are_the_clear_set():
+    public = {name for name in vars(SignedSaliency) if not name.startswith("_")}
+    deprecated = {"explain_with_logits", "explain_checked", "explain_batch", "class_gradients"}
+    assert public - deprecated == {"explain", "explain_step", "logits", "num_classes"}
+    for name in deprecated:
+        assert "Deprecated" in getattr(SignedSaliency, name).__doc__
 
 
 def test_bad_batch_size(model, images):
@@ -242,8 +308,10 @@ def test_traceable_methods_inside_a_tf_function(model, images):
 
     @tf.function(input_signature=[tf.TensorSpec((None, 8, 8, 3), tf.float32)])
     def traced(x):
-        maps, logits, targets = saliency.explain_batch(x, methods=["positive", "active"])
-        return maps["positive"], maps["active"], saliency.logits(x), targets
+        explanation = saliency.explain_step(x, methods=["positive", "active"])
+        return explanation["positive"], explanation["active"], saliency.logits(x), (
+            explanation.targets
+        )
 
     positive, active, logits, targets = traced(tf.constant(images))
     eager = saliency.explain(images, methods=["positive", "active"])
@@ -264,9 +332,14 @@ def test_non_array_images_are_named(model, bad):
         SignedSaliency(model).explain(bad)
 
 
-def test_methods_none_is_a_type_error(model, images):
+def test_methods_none_is_all_five_and_a_bad_one_is_named(model, images):
+    saliency = SignedSaliency(model)
+    assert list(saliency.explain(images, methods=None)) == list(METHODS)
+    assert list(saliency.explain_step(tf.constant(images))) == list(METHODS)
     with pytest.raises(TypeError, match="`methods`"):
-        SignedSaliency(model).explain(images, methods=None)
+        saliency.explain(images, methods=5)
+    with pytest.raises(ValueError, match="`methods`"):
+        saliency.explain_step(tf.constant(images), methods=["sharp"])
 
 
 def test_endless_dataset_is_refused(model, images):
@@ -349,7 +422,7 @@ def test_dataset_of_several_image_sizes_is_refused(rng):
     model = any_size_model()
     small = tf.data.Dataset.from_tensor_slices(rng.random((2, 8, 8, 3), dtype=np.float32))
     large = tf.data.Dataset.from_tensor_slices(rng.random((2, 10, 10, 3), dtype=np.float32))
-    with pytest.raises(ValueError, match="share one image size"):
+    with pytest.raises(ValueError, match="share one image shape"):
         SignedSaliency(model).explain(small.batch(2).concatenate(large.batch(2)))
 
 

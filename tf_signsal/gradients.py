@@ -1,8 +1,8 @@
 """All-class input gradients: the first stage of the pipeline.
 
 `class_gradients` returns the full Jacobian d logit_c / d input for every
-class. `GradientEngine` computes what the five maps need without ever holding
-that Jacobian for all classes at once: the gradient of the target class and,
+class. The private `_GradientEngine` computes what the five maps need without ever
+holding that Jacobian for all classes at once: the gradient of the target class and,
 per (pixel, channel) element, the largest and the smallest gradient among the
 other classes, accumulated over chunks of classes.
 """
@@ -169,14 +169,14 @@ def _column_gradient(
 def class_gradients(model: Any, images: Any, classes: Sequence[int] | None = None) -> tf.Tensor:
     """Input gradients of the logits of every class (or of `classes`).
 
-    Computed with `tf.GradientTape.batch_jacobian` inside a `tf.function`.
-    This function traces it anew on each call; for repeated calls keep a
-    `SignedSaliency(model)` and call its `class_gradients`, which traces once
-    per image shape (the batch size may change freely).
+    Computed with `tf.GradientTape.batch_jacobian` inside a `tf.function`, traced once
+    per image shape (the batch size may change freely) by the object that keeps it: given
+    a Keras model, a new one on each call; given a `SignedSaliency`, its own, so that
+    repeated calls are cheap.
 
     Args:
-        model: a Keras classifier returning logits (B, C); a softmax last layer
-            is stripped (see `logits_function`).
+        model: a Keras classifier returning logits (B, C) (a softmax last layer is
+            stripped, see `logits_function`), or a `SignedSaliency` of one.
         images: float array or tensor (B, H, W, channels).
         classes: class indices to differentiate; all classes when None.
 
@@ -185,8 +185,27 @@ def class_gradients(model: Any, images: Any, classes: Sequence[int] | None = Non
 
     Example:
         >>> jac = tf_signsal.class_gradients(model, images)   # (B, 10, 32, 32, 3)
+        >>> saliency = tf_signsal.SignedSaliency(model)       # repeated calls: trace once
+        >>> jac = tf_signsal.class_gradients(saliency, images, classes=[3])
     """
-    return GradientEngine(model).class_gradients(images, classes)
+    # A SignedSaliency lends its engine (and so its traced functions); duck-typed, as
+    # the maps' module sits above this one.
+    engine = getattr(model, "_engine", None)
+    if not isinstance(engine, _GradientEngine):
+        engine = _GradientEngine(model)
+    images = _checks.as_image_batch(images)
+    _checks.check_model_input(engine.model, images)
+    num_classes = engine.num_classes(images)
+    if classes is None:
+        classes = np.arange(num_classes, dtype=np.int32)
+    else:
+        classes = np.asarray(classes).reshape(-1)
+        if classes.size == 0:
+            raise ValueError("`classes` must name at least one class, received none")
+        classes = _checks.class_indices("classes", classes, len(classes), num_classes)
+    if images.shape[0] == 0:  # nothing to differentiate: no trace needed
+        return tf.zeros((0, len(classes), *images.shape[1:]), tf.float32)
+    return engine.jacobian(images, tf.constant(classes, tf.int32))
 
 
 class GradientStats(NamedTuple):
@@ -208,8 +227,9 @@ class GradientStats(NamedTuple):
     rival_min: tf.Tensor | None
 
 
-class GradientEngine:
-    """Compiled gradient passes for one model.
+class _GradientEngine:
+    """Compiled gradient passes for one model: private, fed checked float32 batches
+    (`SignedSaliency` and `class_gradients` check them).
 
     Args:
         model: the Keras classifier (see `logits_function`).
@@ -254,22 +274,6 @@ class GradientEngine:
     def logits(self, images: tf.Tensor) -> tf.Tensor:
         """The model's float32 logits (B, C), in inference mode; traceable."""
         return _checked_logits(self._logits_of_model(images))
-
-    def class_gradients(self, images: Any, classes: Sequence[int] | None = None) -> tf.Tensor:
-        """Checked entry point of `jacobian`: see the module function `class_gradients`."""
-        images = _checks.as_image_batch(images)
-        _checks.check_model_input(self.model, images)
-        num_classes = self.num_classes(images)
-        if classes is None:
-            classes = np.arange(num_classes, dtype=np.int32)
-        else:
-            classes = np.asarray(classes).reshape(-1)
-            if classes.size == 0:
-                raise ValueError("`classes` must name at least one class, received none")
-            classes = _checks.class_indices("classes", classes, len(classes), num_classes)
-        if images.shape[0] == 0:  # nothing to differentiate: no trace needed
-            return tf.zeros((0, len(classes), *images.shape[1:]), tf.float32)
-        return self.jacobian(images, tf.constant(classes, tf.int32))
 
     def num_classes(self, images: tf.Tensor) -> int:
         """The number of classes for images of this shape, checking the model once."""

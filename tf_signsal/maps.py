@@ -10,14 +10,15 @@ channels. Each map is then min-max normalised per image over H x W.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import tensorflow as tf
 
-from tf_signsal import _checks
+from tf_signsal import _checks, _data
 from tf_signsal.attributions import Attribution, as_attribution
-from tf_signsal.gradients import GradientEngine, GradientStats
+from tf_signsal.gradients import GradientStats, _GradientEngine, class_gradients
 from tf_signsal.vocabulary import METHODS
 
 _NEEDS_RIVALS = frozenset({"active", "inactive"})
@@ -46,18 +47,71 @@ def normalize_maps(maps: tf.Tensor) -> tf.Tensor:
     return tf.where(span > 0, (maps - low) / safe_span, tf.zeros_like(maps))
 
 
-class Explanation(NamedTuple):
-    """The maps of a batch with what was explained.
+class Explanation(Mapping[str, tf.Tensor]):
+    """The maps of a batch, with what was explained: a read-only mapping.
+
+    `explanation["positive"]`, `explanation.keys()`, `dict(explanation)` and
+    `{**explanation}` read the maps, method -> float32 (B, H, W), in the order asked.
+
+    Inside a `tf.function`, return its tensors (`dict(explanation)`, `.logits`,
+    `.targets`) rather than the object: `tf.nest` rebuilds mappings from their items
+    alone.
 
     Attributes:
-        maps: method -> float32 (B, H, W).
         logits: float32 (B, C), the logits of the intact images.
         targets: int32 (B,), the explained class of each image.
     """
 
+    __slots__ = ("_maps", "_logits", "_targets")
+
+    def __init__(self, maps: Mapping[str, tf.Tensor], logits: tf.Tensor, targets: tf.Tensor):
+        self._maps = dict(maps)
+        self._logits = logits
+        self._targets = targets
+
+    @property
+    def logits(self) -> tf.Tensor:
+        """float32 (B, C), the logits of the intact images."""
+        return self._logits
+
+    @property
+    def targets(self) -> tf.Tensor:
+        """int32 (B,), the explained class of each image."""
+        return self._targets
+
+    @property
+    def maps(self) -> dict[str, tf.Tensor]:
+        """The maps as a new dict (the field of the earlier named tuple)."""
+        return dict(self._maps)
+
+    def __getitem__(self, method: str) -> tf.Tensor:
+        return self._maps[method]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._maps)
+
+    def __len__(self) -> int:
+        return len(self._maps)
+
+    def __repr__(self) -> str:
+        shape = tuple(self._logits.shape)
+        return f"Explanation(methods={list(self._maps)}, logits shape={shape})"
+
+
+class _ExplanationTuple(NamedTuple):
+    # What the deprecated `explain_checked` and `explain_batch` return, as before:
+    # callers unpack it as `maps, logits, targets`.
     maps: dict[str, tf.Tensor]
     logits: tf.Tensor
     targets: tf.Tensor
+
+
+def _deprecated(old: str, new: str) -> None:
+    warnings.warn(
+        f"SignedSaliency.{old} is deprecated and will be removed: use {new}",
+        DeprecationWarning,
+        stacklevel=3,
+    )
 
 
 class SignedSaliency:
@@ -73,16 +127,26 @@ class SignedSaliency:
     activation, pass the model of the scores before it, e.g.
     `keras.Model(model.inputs, model.layers[-2].output)`.
 
-    A `SignedSaliency` is an explainer: calling it on an image batch returns
-    its five normalised maps of the predicted classes, which is what
-    `AllegianceEvaluator(explainer=...)` takes.
+    Three ways in:
+
+    - `explain(images, ...)`: checked; arrays, tensors, (images, labels) tuples or
+      `tf.data` datasets; returns an `Explanation` (maps, `.logits`, `.targets`).
+    - `explain_step(images, ...)`: one checked-by-you float32 batch, no checks,
+      traceable inside a `tf.function` (as Keras's `*_step` methods).
+    - calling it, `saliency(images)`: the five maps of the predicted classes, which
+      makes it an explainer for `AllegianceEvaluator(explainer=...)`.
+
+    `logits(images)` and `num_classes(images)` give the model's side;
+    `tf_signsal.class_gradients(saliency, images)` the all-class gradients.
 
     Args:
         model: a Keras classifier taking float images (B, H, W, ch) and
             returning logits (B, C): Sequential, Functional or subclassed.
         classes_per_chunk: how many classes' gradients are computed per
             forward pass (peak memory does not grow with the number of classes).
-        jacobian: "auto", "batch_jacobian" or "loop" (see `GradientEngine`).
+        jacobian: "auto", "batch_jacobian" (vectorised) or "loop" (one backward
+            pass per class on a persistent tape); "auto" takes batch_jacobian on
+            accelerators and the loop on CPUs, where it measured faster.
         rivals: None (the paper): active/inactive compare the target with
             every other class. An integer k compares it with each image's k
             highest-scoring other classes only: k + 1 backward passes instead
@@ -103,6 +167,7 @@ class SignedSaliency:
         >>> saliency = tf_signsal.SignedSaliency(model)
         >>> maps = saliency.explain(images)              # predicted classes
         >>> maps["positive"].shape                       # (B, H, W), in [0, 1]
+        >>> maps.logits, maps.targets                    # (B, C), (B,)
         >>> maps = saliency.explain(images, targets=labels, methods=["active"])
         >>> maps = saliency(images)                      # the five maps, as an explainer
         >>> ig = tf_signsal.SignedSaliency(model, attribution="integrated_gradients")
@@ -120,16 +185,14 @@ class SignedSaliency:
         self.model = model
         self.value_range = _checks.value_range(value_range)
         self.attribution = as_attribution(attribution, self.value_range)
-        self._engine = GradientEngine(
+        self._engine = _GradientEngine(
             model, classes_per_chunk=classes_per_chunk, jacobian=jacobian, rivals=rivals,
             attribution=self.attribution,
         )
 
-    def __call__(self, images: Any) -> dict[str, tf.Tensor]:
+    def __call__(self, images: Any) -> Explanation:
         """The five normalised maps of the predicted classes: `explain(images)`."""
-        return self.explain(images)
-
-    # -- traceable building blocks (a checked float32 batch, no Python-side checks) --
+        return self._explain(images, None, None, True, None, None, stacklevel=3)
 
     def logits(self, images: tf.Tensor) -> tf.Tensor:
         """The logits (B, C) of a float32 batch, in inference mode, softmax stripped.
@@ -147,19 +210,32 @@ class SignedSaliency:
         """
         return self._engine.num_classes(images)
 
-    def explain_batch(
+    def explain_step(
         self,
         images: tf.Tensor,
         targets: tf.Tensor | None = None,
-        methods: Sequence[str] = METHODS,
+        methods: Sequence[str] | None = None,
         normalize: bool = True,
     ) -> Explanation:
-        """The maps of an already checked float32 batch (B, H, W, ch), B >= 1.
+        """The maps of one float32 batch (B, H, W, ch), B >= 1, with no input checks.
 
-        Traceable, and does no input checking: `explain` is the checked entry
-        point. `targets` is None (the predicted classes) or an int32 (B,) tensor
-        of class indices; `methods` must be among `METHODS`.
+        Traceable: usable inside a `tf.function` (the evaluator's and the SavedModel's
+        own steps are this). `explain` is the checked entry point, and the place to
+        start: this step trusts its input (a finite float32 batch the model takes).
+
+        Args:
+            images: float32 tensor (B, H, W, ch), B >= 1.
+            targets: None (the predicted classes) or an int32 (B,) tensor of class
+                indices.
+            methods: any of `METHODS`; None for all five.
+            normalize: per-image min-max normalisation to [0, 1], as `explain`.
+
+        Returns:
+            an `Explanation`.
         """
+        methods = METHODS if methods is None else _checks.check_choices(
+            "methods", methods, METHODS
+        )
         stats = self._engine(
             images, targets, with_rivals=bool(_NEEDS_RIVALS.intersection(methods))
         )
@@ -168,40 +244,28 @@ class SignedSaliency:
             maps = {method: normalize_maps(m) for method, m in maps.items()}
         return Explanation(maps, stats.logits, stats.targets)
 
-    def class_gradients(self, images: Any, classes: Sequence[int] | None = None) -> tf.Tensor:
-        """Input gradients of the logits of every class (or of `classes`), as
-        `tf_signsal.class_gradients`; this object keeps the traced function, so repeated
-        calls are cheap."""
-        return self._engine.class_gradients(images, classes)
-
-    # -- checked entry points ----------------------------------------------------------
-
-    def _checked(self, images: Any) -> tf.Tensor:
-        images = _checks.as_image_batch(images)
-        _checks.check_model_input(self.model, images)
-        self.attribution.check(images)
-        return images
-
     def explain(
         self,
         images: Any,
         targets: Any = None,
-        methods: Sequence[str] = METHODS,
+        methods: Sequence[str] | None = None,
         normalize: bool = True,
         batch_size: int | None = None,
         steps: int | None = None,
-    ) -> dict[str, tf.Tensor]:
-        """Compute the requested maps.
+    ) -> Explanation:
+        """Compute the requested maps, checking the input.
 
         Args:
             images: float images (B, H, W, ch) in the model's input range, as a
-                numpy array or tensor; or a `tf.data.Dataset` of image batches
-                or (images, labels[, ...]) batches, whose maps are returned for
-                all its images in order.
+                numpy array, tensor or list; a tuple (images,), (images, labels) or
+                (images, labels, weights), read as Keras reads one; or a
+                `tf.data.Dataset` of image batches or of such tuples, whose maps are
+                returned for all its images in order. Labels are not explained: pass
+                them as `targets` to explain them.
             targets: None to explain each image's predicted class (the argmax
                 of its logits), or one class index per image. Not accepted
                 with a dataset (explain its labels by passing arrays).
-            methods: any of `METHODS`.
+            methods: any of `METHODS`; None for all five.
             normalize: per-image min-max normalisation to [0, 1]; False
                 returns the raw channel-reduced gradients.
             batch_size: None explains an array in one pass; an integer explains
@@ -215,80 +279,51 @@ class SignedSaliency:
                 read to its end, with a warning, unless `steps` is given.
 
         Returns:
-            dict method -> float32 tensor (B, H, W).
+            an `Explanation`: method -> float32 tensor (B, H, W), with `.logits` (B, C)
+            and `.targets` (B,).
         """
-        return self.explain_with_logits(images, targets, methods, normalize, batch_size, steps)[0]
+        return self._explain(images, targets, methods, normalize, batch_size, steps, 3)
 
-    def explain_with_logits(
-        self,
-        images: Any,
-        targets: Any = None,
-        methods: Sequence[str] = METHODS,
-        normalize: bool = True,
-        batch_size: int | None = None,
-        steps: int | None = None,
-    ) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
-        """Like `explain`, and also return the logits (B, C) of the intact images."""
-        explanation = self.explain_checked(images, targets, methods, normalize, batch_size, steps)
-        return explanation.maps, explanation.logits
-
-    def explain_checked(
-        self,
-        images: Any,
-        targets: Any = None,
-        methods: Sequence[str] = METHODS,
-        normalize: bool = True,
-        batch_size: int | None = None,
-        steps: int | None = None,
+    def _explain(
+        self, images, targets, methods, normalize, batch_size, steps, stacklevel: int
     ) -> Explanation:
-        """Like `explain`, returning an `Explanation(maps, logits, targets)`: also the
-        logits (B, C) of the intact images and the explained class of each image."""
-        methods = _checks.check_choices("methods", methods, METHODS)
+        """`explain`; `stacklevel` points the unknown-length warning at the user's call
+        (as `warnings.warn`'s, counted from here)."""
+        methods = METHODS if methods is None else _checks.check_choices(
+            "methods", methods, METHODS
+        )
         normalize = _checks.boolean("normalize", normalize)
         if batch_size is not None:
             batch_size = _checks.positive_int("batch_size", batch_size)
-        # The warning points at the user's call of `explain`, two calls up.
-        images = _checks.bounded_dataset(images, steps, "images", "explain", stacklevel=5)
-        if isinstance(images, tf.data.Dataset):
-            if targets is not None:
-                raise ValueError(
-                    "`targets` must be None when `images` is a tf.data.Dataset "
-                    f"(the predicted classes are explained), received {type(targets).__name__}"
-                )
-            batches = (
-                (self._checked(e[0] if isinstance(e, (tuple, list)) else e), None) for e in images
+        if isinstance(images, tf.data.Dataset) and targets is not None:
+            raise ValueError(
+                "`targets` must be None when `images` is a tf.data.Dataset "
+                f"(the predicted classes are explained), received {type(targets).__name__}"
             )
-        else:
-            images = self._checked(images)
-            size = images.shape[0]
-            if targets is not None:
-                targets = tf.constant(
-                    _checks.class_indices("targets", targets, size, self.num_classes(images))
-                )
-            step = size if batch_size is None or size == 0 else batch_size
-            batches = (
-                (images[i : i + step], None if targets is None else targets[i : i + step])
-                for i in range(0, max(size, 1), max(step, 1))
+        source = _data.batches(
+            images, batch_size=batch_size, steps=steps, model=self.model, name="images",
+            what="explain", allow_empty=True, stacklevel=stacklevel,
+        )
+        self.attribution.check(source.first.images)
+        if targets is not None:
+            first = source.first.images
+            targets = tf.constant(
+                _checks.class_indices("targets", targets, source.total, self.num_classes(first))
             )
-        parts = []
-        for batch, batch_targets in batches:
-            self._check_methods_for_classes(methods, self.num_classes(batch))
-            if batch.shape[0] == 0:
-                parts.append(self._empty(batch, methods))
+        parts, start = [], 0
+        for batch in source:
+            self._check_methods_for_classes(methods, self.num_classes(batch.images))
+            size = batch.images.shape[0]
+            if size == 0:
+                parts.append(self._empty(batch.images, methods))
             else:
-                parts.append(self.explain_batch(batch, batch_targets, methods, normalize))
-        if not parts:
-            raise ValueError("`images` is an empty tf.data.Dataset: there is nothing to explain")
+                chosen = None if targets is None else targets[start : start + size]
+                parts.append(self.explain_step(batch.images, chosen, methods, normalize))
+            start += size
         if len(parts) == 1:
             return parts[0]
-        sizes = sorted({tuple(p.maps[methods[0]].shape[1:]) for p in parts})
-        if len(sizes) > 1:  # a model of any input size, fed batches of several sizes
-            raise ValueError(
-                f"`images` batches must share one image size to be stacked, received {sizes}: "
-                "explain each size apart"
-            )
         return Explanation(
-            {m: tf.concat([p.maps[m] for p in parts], axis=0) for m in methods},
+            {m: tf.concat([p[m] for p in parts], axis=0) for m in methods},
             tf.concat([p.logits for p in parts], axis=0),
             tf.concat([p.targets for p in parts], axis=0),
         )
@@ -313,3 +348,60 @@ class SignedSaliency:
             tf.zeros((0, num_classes), tf.float32),
             tf.zeros((0,), tf.int32),
         )
+
+    # -- deprecated --------------------------------------------------------------------
+
+    def explain_with_logits(
+        self,
+        images: Any,
+        targets: Any = None,
+        methods: Sequence[str] | None = None,
+        normalize: bool = True,
+        batch_size: int | None = None,
+        steps: int | None = None,
+    ) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
+        """Deprecated: `explain`, whose `Explanation` carries `.logits`.
+
+        Returns (maps dict, logits (B, C)) as before.
+        """
+        _deprecated("explain_with_logits", "explain(...), whose result has .logits")
+        explanation = self._explain(images, targets, methods, normalize, batch_size, steps, 3)
+        return explanation.maps, explanation.logits
+
+    def explain_checked(
+        self,
+        images: Any,
+        targets: Any = None,
+        methods: Sequence[str] | None = None,
+        normalize: bool = True,
+        batch_size: int | None = None,
+        steps: int | None = None,
+    ) -> _ExplanationTuple:
+        """Deprecated: `explain`, whose `Explanation` carries `.logits` and `.targets`.
+
+        Returns the named tuple (maps, logits, targets) as before.
+        """
+        _deprecated("explain_checked", "explain(...), whose result has .logits and .targets")
+        explanation = self._explain(images, targets, methods, normalize, batch_size, steps, 3)
+        return _ExplanationTuple(explanation.maps, explanation.logits, explanation.targets)
+
+    def explain_batch(
+        self,
+        images: tf.Tensor,
+        targets: tf.Tensor | None = None,
+        methods: Sequence[str] = METHODS,
+        normalize: bool = True,
+    ) -> _ExplanationTuple:
+        """Deprecated: `explain_step`, which returns an `Explanation`.
+
+        Returns the named tuple (maps, logits, targets) as before.
+        """
+        _deprecated("explain_batch", "explain_step(...), which returns an Explanation")
+        explanation = self.explain_step(images, targets, methods, normalize)
+        return _ExplanationTuple(explanation.maps, explanation.logits, explanation.targets)
+
+    def class_gradients(self, images: Any, classes: Sequence[int] | None = None) -> tf.Tensor:
+        """Deprecated: `tf_signsal.class_gradients(saliency, images, classes)`, which
+        reuses this object's traced function the same way."""
+        _deprecated("class_gradients", "tf_signsal.class_gradients(saliency, images, classes)")
+        return class_gradients(self, images, classes)
