@@ -185,3 +185,15 @@ def test_no_warning_for_plain_inputs(data):
         warnings.simplefilter("error")
         _data.batches(data, batch_size=2).stack()
         _data.batches(tf.data.Dataset.from_tensor_slices(data).batch(2)).stack()
+
+
+def test_the_maps_callback_reads_its_probe_through_the_adapter(data, tmp_path):
+    from tf_signsal.callbacks import SaliencyMapsCallback
+
+    images, labels = data
+    apart = SaliencyMapsCallback(images, tmp_path, labels=labels)
+    together = SaliencyMapsCallback((images, labels), tmp_path)
+    np.testing.assert_array_equal(together.images, apart.images)
+    np.testing.assert_array_equal(together.labels, apart.labels)
+    with pytest.raises(ValueError, match="`labels` is given twice"):
+        SaliencyMapsCallback((images, labels), tmp_path, labels=labels)

@@ -25,7 +25,7 @@ import matplotlib
 import numpy as np
 import tensorflow as tf
 
-from tf_signsal import _checks, plotting
+from tf_signsal import _checks, _data, plotting
 from tf_signsal._io import write_atomic
 from tf_signsal.attributions import Attribution, as_attribution
 from tf_signsal.evaluation import (
@@ -175,8 +175,9 @@ class SaliencyMapsCallback(keras.callbacks.Callback):
     the files of the epochs it logs again.
 
     Args:
-        images: the probe batch, float (B, H, W, ch) in the model's input range.
-            To take it from a dataset: `images, labels = next(iter(dataset))`.
+        images: the probe batch, float (B, H, W, ch) in the model's input range,
+            or a tuple (images, labels) (whose labels are then `labels`). To take it
+            from a dataset: `next(iter(dataset))`.
         log_dir: folder of the outputs (created when needed).
         methods: which of `METHODS` to compute.
         targets: None to explain each image's predicted class at that epoch
@@ -220,7 +221,16 @@ class SaliencyMapsCallback(keras.callbacks.Callback):
         self.value_range = _checks.value_range(value_range)
         self.attribution = as_attribution(attribution, self.value_range)
         self.overlay = _checks.boolean("overlay", overlay)
-        self.images = _checks.as_image_batch(images).numpy()
+        # Read as every consumer reads images (`_data`): an array, or (images, labels).
+        probe = _data.batches(images, name="images", what="log", allow_empty=True).stack()
+        if probe.labels is not None:
+            if labels is not None:
+                raise ValueError(
+                    "`labels` is given twice: as `labels` and in `images` = (images, labels); "
+                    "give it once"
+                )
+            labels = probe.labels
+        self.images = probe.images.numpy()
         batch = self.images.shape[0]
         if batch == 0:
             raise ValueError("`images` must hold at least one probe image, received an empty batch")
@@ -293,9 +303,9 @@ class SaliencyMapsCallback(keras.callbacks.Callback):
                 f"`class_names` holds {len(self.class_names)} names, but the model has "
                 f"{num_classes} classes"
             )
-        maps, logits = self._saliency.explain_with_logits(self.images, self.targets, self.methods)
-        arrays = {method: maps[method].numpy() for method in self.methods}
-        arrays["logits"] = logits.numpy()
+        explanation = self._saliency.explain(self.images, self.targets, self.methods)
+        arrays = {method: explanation[method].numpy() for method in self.methods}
+        arrays["logits"] = explanation.logits.numpy()
         arrays["predictions"] = np.argmax(arrays["logits"], axis=1)
         return arrays
 

@@ -4,7 +4,7 @@
 (its `serving_default` signature is unchanged, so existing clients see no
 difference) plus an `explain` signature: images in, the logits, the predicted
 classes and the five normalised maps out. The maps are traced from
-`SignedSaliency.explain_batch`, so they are the in-process maps; the artifact
+`SignedSaliency.explain_step`, so they are the in-process maps; the artifact
 needs only TensorFlow to load and run, not tf_signsal.
 """
 
@@ -215,8 +215,9 @@ def _explain_function(saliency: SignedSaliency, shape: tuple, num_classes: int):
         )
 
         def explained() -> dict[str, tf.Tensor]:
-            maps, logits, predictions = saliency.explain_batch(images)  # predicted classes
-            return {**maps, "logits": logits, "predictions": predictions}
+            explanation = saliency.explain_step(images)  # predicted classes
+            return {**explanation, "logits": explanation.logits,
+                    "predictions": explanation.targets}
 
         def empty() -> dict[str, tf.Tensor]:  # as `SignedSaliency.explain` of no images
             size = tf.shape(images)[1:3]
@@ -283,7 +284,7 @@ def export(
         image_shape: (H, W, channels) of the inputs; taken from the model when
             it declares its input (required for a subclassed model). H and W
             may be None (any size).
-        jacobian: "auto", "batch_jacobian" or "loop", as in `GradientEngine`;
+        jacobian: "auto", "batch_jacobian" or "loop", as in `SignedSaliency`;
             "auto" picks for the machine exporting, so pass "batch_jacobian"
             when exporting on a CPU for a server with a GPU.
         classes_per_chunk: classes whose gradients are held at once.
