@@ -8,10 +8,11 @@ classifier must learn it, and a sign-aware map can be checked against it. For
 a bright class the positive map (pixels that should be brighter) should point
 at the shape; for a dark class the negative map should.
 
-`pointing_score` measures that: the share of a map's top pixels that fall
-inside the ground-truth mask; `pointing_game` scores several maps that way,
-for the bright classes, the dark classes and all, beside a random map and
-chance.
+`pointing_game` measures that with the evaluation's pointing game
+(`tf_signsal.evaluation.pointing`, which also gives `pointing_score`, `RANDOM_MAP`
+and `CHANCE`, re-exported here): the share of each map's top pixels that fall
+inside the shape, for the bright classes, the dark classes and all, beside a
+random map and chance.
 """
 
 from __future__ import annotations
@@ -22,6 +23,13 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from tf_signsal import _checks
+from tf_signsal.evaluation import pointing
+from tf_signsal.evaluation.pointing import CHANCE, RANDOM_MAP, pointing_score
+
+__all__ = [
+    "CHANCE", "POINTING_GROUPS", "RANDOM_MAP", "SYNTHETIC_CLASS_IS_BRIGHT",
+    "SYNTHETIC_CLASS_NAMES", "pointing_game", "pointing_score", "synthetic_signs",
+]
 
 
 class _ShapeClass(NamedTuple):
@@ -50,10 +58,6 @@ SYNTHETIC_CLASS_IS_BRIGHT: tuple[bool, ...] = tuple(c.bright for c in _CLASSES)
 
 POINTING_GROUPS: tuple[str, ...] = ("bright classes", "dark classes", "all")
 """The groups of images `pointing_game` scores, in order."""
-
-RANDOM_MAP = "random map"
-CHANCE = "chance (shape area)"
-"""The two reference rows of `pointing_game`: a seeded uniform random map, and chance."""
 
 # Sizes as fractions of the image size; a draw is uniform in [low, high].
 _JITTER = 0.06
@@ -143,59 +147,6 @@ def synthetic_signs(
     return images.astype(np.float32), labels, masks
 
 
-def pointing_score(
-    maps: Any, masks: Any, top_fraction: float = 0.05, reduce: bool = True
-) -> float | np.ndarray:
-    """The share of each map's top pixels that fall inside the ground-truth mask.
-
-    For each image, the k = max(1, round(top_fraction * H * W)) highest pixels
-    of its map are taken, and the score is the fraction of them inside the
-    mask. Pixels tied at the k-th value are shared out fractionally (the
-    expected score when ties are broken at random), so a constant map, like a
-    random one, scores the mask's area share: that is the chance level.
-
-    Args:
-        maps: float array (B, H, W), e.g. `SignedSaliency.explain(...)["positive"]`.
-        masks: bool array (B, H, W), True inside the object.
-        top_fraction: the share of pixels taken from each map, in (0, 1].
-        reduce: True for the mean over images, False for one score per image.
-
-    Returns:
-        A float in [0, 1], or a float64 array (B,) when `reduce` is False.
-
-    Example:
-        >>> maps = saliency.explain(images)
-        >>> pointing_score(maps["positive"], masks)            # vs masks.mean() by chance
-    """
-    maps = np.asarray(maps, np.float64)
-    masks = np.asarray(masks)
-    if maps.ndim != 3:
-        raise ValueError(f"`maps` must have shape (batch, height, width), received {maps.shape}")
-    if masks.shape != maps.shape or masks.dtype != bool:
-        raise ValueError(
-            f"`masks` must be a bool array of the maps' shape {maps.shape}, "
-            f"received {masks.dtype} {masks.shape}"
-        )
-    if len(maps) == 0 or not np.all(np.isfinite(maps)):
-        raise ValueError(
-            f"`maps` must hold at least one map and only finite values, received shape {maps.shape}"
-        )
-    if not 0.0 < top_fraction <= 1.0:
-        raise ValueError(f"`top_fraction` must be in (0, 1], received {top_fraction!r}")
-    flat = maps.reshape(len(maps), -1)
-    inside = masks.reshape(len(masks), -1)
-    k = max(1, round(top_fraction * flat.shape[1]))
-    kth = -np.partition(-flat, k - 1, axis=1)[:, k - 1 : k]  # the k-th largest value
-    above = flat > kth
-    tied = flat == kth
-    # Of the tied pixels, k - (number above) are taken; each is inside the mask
-    # with probability (tied inside) / (tied).
-    taken_from_ties = k - above.sum(axis=1)
-    hits = (above & inside).sum(axis=1) + taken_from_ties * (tied & inside).sum(1) / tied.sum(1)
-    scores = hits / k
-    return float(scores.mean()) if reduce else scores
-
-
 def pointing_game(
     maps: Mapping[str, Any],
     masks: Any,
@@ -229,21 +180,6 @@ def pointing_game(
     """
     masks = np.asarray(masks)
     labels = _checks.class_indices("labels", labels, len(masks), len(SYNTHETIC_CLASS_NAMES))
-    seed = _checks.non_negative_int("seed", seed)
-    reserved = sorted({RANDOM_MAP, CHANCE}.intersection(maps))
-    if reserved:
-        raise ValueError(f"`maps` must not use the names of the reference rows {reserved}")
     bright = np.array(SYNTHETIC_CLASS_IS_BRIGHT)[labels]
     groups = dict(zip(POINTING_GROUPS, (bright, ~bright, np.ones(len(labels), bool))))
-    random_map = np.random.default_rng(seed).random(masks.shape)
-    scores = {}
-    for name, values in {**maps, RANDOM_MAP: random_map}.items():
-        per_image = pointing_score(values, masks, top_fraction, reduce=False)
-        scores[name] = {group: _mean(per_image[chosen]) for group, chosen in groups.items()}
-    scores[CHANCE] = {group: _mean(masks[chosen]) for group, chosen in groups.items()}
-    return scores
-
-
-def _mean(values: np.ndarray) -> float:
-    """The mean as a float; NaN (without numpy's warning) when there is no value."""
-    return float(values.mean()) if values.size else float("nan")
+    return pointing.pointing_game(maps, masks, groups, seed=seed, top_fraction=top_fraction)
