@@ -612,6 +612,32 @@ def test_sanity_of_another_attribution(capsys, tmp_path, model_file, pictures):
     assert exit_info.value.code == 2 and "invalid choice" in capsys.readouterr().err
 
 
+def test_evaluate_fills_with_parameters(capsys, tmp_path, model_file, pictures):
+    """--fills takes a fill's parameter (blur:2.0, road:0.02, parsed by parse_fill): the
+    record holds the in-process result of those fills."""
+    from tf_signsal.evaluation import Blur, Road
+
+    folder, paths, images = pictures
+    out = tmp_path / "eval"
+    status, stdout, err = _run(capsys, "evaluate", "--model", model_file, "--data", folder,
+                               "--out", out, "--fills", "black", "blur:2.0", "road:0.02")
+    assert status == 0, err
+    record = read_json(out / "results.json")
+    fills = ["black", Blur(2.0), Road(0.02)]
+    pairs = evaluation_pairs("paper", fills)
+    assert record["run"]["parameters"]["pairs"] == [pair_name(p) for p in pairs]
+    assert "positive/blur(2.0)" in record["auc"] and "inactive/road(0.02)" in record["auc"]
+    model = keras.saving.load_model(model_file)
+    expected = AllegianceEvaluator(model, pairs=pairs, seed=0).evaluate(
+        images[np.argsort(paths)], verbose=0
+    )
+    assert record["auc"] == pytest.approx(expected.to_dict()["auc"], abs=1e-12)
+    for bad in ("blur:x", "mean:2", "purple"):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["evaluate", "--model", "m", "--data", "d", "--out", "o", "--fills", bad])
+        assert exit_info.value.code == 2 and "argument --fills" in capsys.readouterr().err
+
+
 # ----------------------------------------------------------------------------- outputs and data
 
 

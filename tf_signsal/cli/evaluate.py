@@ -39,7 +39,9 @@ HELP = "The allegiance (black/white deletion) benchmark of a model on a dataset.
 EXAMPLE = (
     f"example:\n  {PROG} evaluate --model model.keras --data cifar10 --data-dir ../shared/data"
     f" --limit 1000 --out runs/eval\n  {PROG} evaluate --model model.keras --data photos/ "
-    "--class-names classes.txt --pairs all --orders morf lerf --out runs/eval"
+    "--class-names classes.txt --pairs all --orders morf lerf --out runs/eval\n"
+    f"  {PROG} evaluate --model model.keras --data photos/ --fills black blur:2.0 road:0.02 "
+    "--out runs/eval"
 )
 OUTPUTS = ("results.json", "curves.png")
 """The record and the figure evaluate writes in its --out."""
@@ -283,16 +285,23 @@ def _folder_labels(
 # ----------------------------------------------------------------------------- the command
 
 
-def _fill(text: str) -> str | float:
-    """An argparse `type=`: a named fill or a number."""
+def _fill(text: str) -> Any:
+    """An argparse `type=`: a fill. A name of `FILLS` or a number is kept as it is (the
+    evaluator's defaults, today's result names); any other form (`blur:2.0`, `road:0.02`,
+    `0.1,0.2,0.3`) is parsed by `tf_signsal.evaluation.parse_fill` (numpy only: parsing
+    imports no TensorFlow)."""
     if text in FILLS:
         return text
     try:
         return float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"must be one of {', '.join(FILLS)} or a number, received {text!r}"
-        ) from None
+        pass
+    from tf_signsal.evaluation import parse_fill
+
+    try:
+        return parse_fill(text)
+    except (ValueError, TypeError) as error:
+        raise argparse.ArgumentTypeError(one_line(error)) from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -321,7 +330,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--fills", nargs="+", type=_fill, default=["black", "white"], metavar="FILL",
-        help=f"deletion fills: {', '.join(FILLS)} or numbers (default: black white)",
+        help=f"deletion fills: {', '.join(FILLS)}, blur:SIGMA, road:NOISE_STD, a number, or "
+        "one number per channel (0.1,0.2,0.3) (default: black white)",
     )
     parser.add_argument(
         "--orders", nargs="+", choices=ORDERS, default=["morf"], metavar="ORDER",
