@@ -106,6 +106,11 @@ class _ExplanationTuple(NamedTuple):
     targets: tf.Tensor
 
 
+def _methods(methods: Sequence[str] | None) -> tuple[str, ...]:
+    """The requested maps: all five for None."""
+    return METHODS if methods is None else _checks.check_choices("methods", methods, METHODS)
+
+
 def _deprecated(old: str, new: str) -> None:
     warnings.warn(
         f"SignedSaliency.{old} is deprecated and will be removed: use {new}",
@@ -233,9 +238,7 @@ class SignedSaliency:
         Returns:
             an `Explanation`.
         """
-        methods = METHODS if methods is None else _checks.check_choices(
-            "methods", methods, METHODS
-        )
+        methods = _methods(methods)
         stats = self._engine(
             images, targets, with_rivals=bool(_NEEDS_RIVALS.intersection(methods))
         )
@@ -289,9 +292,7 @@ class SignedSaliency:
     ) -> Explanation:
         """`explain`; `stacklevel` points the unknown-length warning at the user's call
         (as `warnings.warn`'s, counted from here)."""
-        methods = METHODS if methods is None else _checks.check_choices(
-            "methods", methods, METHODS
-        )
+        methods = _methods(methods)
         normalize = _checks.boolean("normalize", normalize)
         if batch_size is not None:
             batch_size = _checks.positive_int("batch_size", batch_size)
