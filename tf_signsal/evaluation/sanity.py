@@ -265,8 +265,8 @@ class _Explainer:
             methods = _checks.check_choices(
                 "methods", METHODS if methods is None else methods, METHODS
             )
-            explanation = self.explainer.explain_checked(images, targets, methods)
-            explained, maps = explanation.targets, dict(explanation.maps)
+            maps = self.explainer.explain(images, targets, methods)
+            explained = maps.targets
         else:
             num_classes = self.num_classes(images)
             if targets is None:
@@ -285,7 +285,7 @@ class _Explainer:
     ) -> dict[Any, np.ndarray]:
         """The maps `methods` explaining `targets` (and the signed attribution, key None)."""
         if self.own:
-            maps = self.explainer.explain_batch(images, targets, methods).maps
+            maps = self.explainer.explain_step(images, targets, methods)
         else:
             maps = _checks.explainer_maps(
                 self.explainer(images, targets=targets), methods, images
