@@ -36,10 +36,18 @@ _SOFTMAX_FUNCTIONS = tuple(
 )
 
 
+# keras.ops.softmax or log_softmax (also through keras.activations) applied to a symbolic
+# tensor leaves an operation of one of these names in a Functional model's graph.
+_SOFTMAX_OPERATIONS = ("Softmax", "LogSoftmax")
+
+
 def _is_softmax(layer: Any) -> bool:
     activation = getattr(layer, "activation", None)
-    return isinstance(layer, keras.layers.Softmax) or any(
-        activation is f for f in _SOFTMAX_FUNCTIONS
+    return (
+        isinstance(layer, keras.layers.Softmax)
+        or any(activation is f for f in _SOFTMAX_FUNCTIONS)
+        or (isinstance(layer, keras.Operation) and not isinstance(layer, keras.layers.Layer)
+            and type(layer).__name__ in _SOFTMAX_OPERATIONS)
     )
 
 
@@ -54,39 +62,87 @@ def _call_without_activation(layer: Any, inputs: tf.Tensor) -> tf.Tensor:
         layer.activation = activation
 
 
-def _without_softmax(model: Any) -> tuple[Callable[[tf.Tensor], tf.Tensor], str] | None:
-    """(the logits function, the stripped layer's name) of a Sequential or Functional
-    model whose last layer applies a softmax, also inside a nested model; else None."""
+def _last_softmax(model: Any) -> str | None:
+    """The path of a softmax that is the last of `model.layers`, also the last of a nested
+    model's at any depth, or None: for a model whose graph cannot be walked."""
     layers = getattr(model, "layers", None)
     last = layers[-1] if layers else None
-    if last is None or not getattr(model, "inputs", None):
-        return None
     if _is_softmax(last):
-        features = keras.Model(model.inputs, last.input)
-        if hasattr(last, "kernel"):  # a Dense/Conv layer with a softmax activation
-            return (
-                lambda images: _call_without_activation(last, features(images, training=False)),
-                last.name,
+        return last.name
+    inner = _last_softmax(last) if isinstance(last, keras.Model) else None
+    return None if inner is None else f"{last.name}/{inner}"
+
+
+def _without_softmax(model: Any) -> tuple[Callable[[tf.Tensor], tf.Tensor], str] | None:
+    """(the logits function, the stripped layer's path) of a Sequential or Functional model
+    whose output is a softmax's, also at the end of a nested model at any depth; else None.
+
+    The graph is walked from the output back: the operation that made it, at the node of
+    that call (a shared layer has one node per call, so its `.input` would be ambiguous).
+    """
+    inputs, outputs = getattr(model, "inputs", None), getattr(model, "outputs", None)
+    if not inputs or not outputs:  # no graph to walk (subclassed, or never built)
+        name = _last_softmax(model)
+        if name is not None:
+            raise ValueError(
+                f"the last layer of `model` ({name}) applies a softmax, but the logits before "
+                "it cannot be reached: it is not in the graph of a Sequential or Functional "
+                "model built on a keras.Input (a subclassed model, or a Sequential without "
+                "keras.Input first). Pass a model that returns the logits: build "
+                "keras.applications models with classifier_activation=None, start a "
+                "Sequential with keras.Input((height, width, channels)), or return the scores "
+                "before the softmax"
             )
-        return (lambda images: features(images, training=False)), last.name
-    nested = _without_softmax(last) if isinstance(last, keras.Model) else None
-    if nested is None:
         return None
-    inner, name = nested
-    features = keras.Model(model.inputs, last.input)
-    return (lambda images: inner(features(images, training=False))), f"{last.name}/{name}"
+    history = getattr(outputs[0], "_keras_history", None)
+    if len(inputs) != 1 or len(outputs) != 1 or history is None:
+        return None
+    operation, node_index, _ = history
+    node = operation._inbound_nodes[node_index]
+    if len(node.input_tensors) != 1:
+        return None
+    if _is_softmax(operation):
+        name = operation.name
+    elif isinstance(operation, keras.Model):
+        nested = _without_softmax(operation)
+        if nested is None:
+            return None
+        inner, name = nested
+        name = f"{operation.name}/{name}"
+    else:
+        return None
+    # The model up to that call's input: the same layers, called as the model calls them.
+    before = node.input_tensors[0]
+    features = None if before is inputs[0] else keras.Model(inputs[0], before)
+
+    def head(images: tf.Tensor) -> tf.Tensor:
+        return images if features is None else features(images, training=False)
+
+    if isinstance(operation, keras.Model):
+        return (lambda images: inner(head(images))), name
+    if isinstance(operation, keras.layers.Layer) and not isinstance(
+        operation, (keras.layers.Softmax, keras.layers.Activation)
+    ):  # a Dense/Conv layer with a softmax activation
+        return (lambda images: _call_without_activation(operation, head(images))), name
+    return head, name
 
 
 def logits_function(model: Any) -> Callable[[tf.Tensor], tf.Tensor]:
     """Return a function images -> logits (B, C) for `model`, in inference mode.
 
-    A Sequential or Functional model whose last layer applies a softmax (a
-    `Softmax` layer, `Activation("softmax")`, `Dense(..., activation="softmax")`
-    or a softmax function object such as `tf.nn.softmax` or `keras.ops.softmax`,
-    also log-softmax, also as the last layer of a nested model) is explained on
-    its logits: the softmax is stripped and a warning says so. For a model that
-    ends in another squashing activation (sigmoid, a custom softmax inside a
-    subclassed model), pass a model that returns the scores before it, e.g.
+    A Sequential or Functional model whose output is a softmax's (a `Softmax`
+    layer, `Activation("softmax")`, `Dense(..., activation="softmax")`, a softmax
+    function object such as `tf.nn.softmax` or `keras.ops.softmax`, or
+    `keras.ops.softmax` applied in the graph; also log-softmax), also at the end of
+    a nested model at any depth (e.g. a `keras.applications` model with its default
+    `classifier_activation` after a `Rescaling` layer), is explained on its logits:
+    the softmax is stripped and a warning says so. The model's own layers are called
+    as the model calls them, so shared layers stay shared and the model is left as
+    it was. A model whose last layer applies a softmax outside any graph that can be
+    walked (a subclassed model, a Sequential without `keras.Input`) is refused with
+    what to do (e.g. `classifier_activation=None`). For a model that ends in another
+    squashing activation (sigmoid, a softmax inside a subclassed model's `call`),
+    pass a model that returns the scores before it, e.g.
     `keras.Model(model.inputs, model.layers[-2].output)`; outputs that look like
     probabilities get a warning when the model is first checked.
     """
@@ -434,9 +490,11 @@ class _GradientEngine:
         chunks = math.ceil(count / size)
         class_ids = tf.pad(class_ids, [[0, 0], [0, chunks * size - count]], constant_values=-1)
 
-        if logits is None and self.attribution.num_points > 1:
+        if logits is None and _moves_points(self.attribution):
             # The chunks' forward passes are of the points: the intact images' logits
-            # (and so the predicted classes) need a pass of their own.
+            # (and so the predicted classes) need a pass of their own. Not only for several
+            # points: IG's one midpoint and SmoothGrad's one noisy copy are not the images
+            # either (the targets stayed unresolved there, and the maps all zero).
             logits = self.logits(images)
             targets = self._resolve_targets(logits, targets)
         infinity = tf.fill(tf.shape(images), np.inf)
@@ -460,6 +518,12 @@ class _GradientEngine:
                 lambda index, *_: index < chunks, body, (1, *state), parallel_iterations=1
             )
         return (first_logits if logits is None else logits, targets, *state)
+
+
+def _moves_points(attribution: Attribution) -> bool:
+    """Whether `attribution` takes its gradients at other points than the images
+    (integrated gradients' path, SmoothGrad's noise), whatever their number."""
+    return type(attribution).points is not Attribution.points
 
 
 def _fold_stacked(
