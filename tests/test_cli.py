@@ -187,8 +187,8 @@ def test_explain_writes_the_maps_of_each_image(capsys, tmp_path, model_file, pic
     np.testing.assert_allclose(data["images"][:6], expected_images[np.argsort(paths)], atol=1e-7)
     np.testing.assert_allclose(data["images"][6], np.full((8, 8, 3), 200 / 255), atol=1e-6)
     model = keras.saving.load_model(model_file)
-    maps, logits = SignedSaliency(model).explain_with_logits(data["images"],
-                                                             methods=["positive", "active"])
+    maps = SignedSaliency(model).explain(data["images"], methods=["positive", "active"])
+    logits = maps.logits
     for method in ("positive", "active"):
         np.testing.assert_allclose(data[method], maps[method], atol=1e-6)
     assert "standard" not in data.files

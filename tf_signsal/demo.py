@@ -266,8 +266,9 @@ def _train(
 
 def _explain(model: keras.Model, images: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """The five maps of the predicted classes, and the predictions."""
-    maps, logits = SignedSaliency(model).explain_with_logits(images)
-    return {m: v.numpy() for m, v in maps.items()}, np.argmax(logits.numpy(), axis=1)
+    explanation = SignedSaliency(model).explain(images)
+    maps = {m: v.numpy() for m, v in explanation.items()}
+    return maps, np.argmax(explanation.logits.numpy(), axis=1)
 
 
 def _allegiance(model: keras.Model, data: _Data, verbose: bool) -> AllegianceResult:

@@ -138,7 +138,7 @@ def run(args: argparse.Namespace) -> None:
     from tf_signsal.maps import SignedSaliency
 
     with reading():
-        explanation = SignedSaliency(model, attribution=args.attribution).explain_checked(
+        explanation = SignedSaliency(model, attribution=args.attribution).explain(
             images, targets, methods, batch_size=args.batch_size
         )
     (written, predictions), stale = write_out(
@@ -169,7 +169,7 @@ def _write_explanation(
 
     from tf_signsal import plotting
 
-    maps = {m: v.numpy() for m, v in explanation.maps.items()}
+    maps = {m: v.numpy() for m, v in explanation.items()}
     logits = explanation.logits.numpy()
     predictions = np.argmax(logits, axis=1)
     targets = explanation.targets.numpy()
