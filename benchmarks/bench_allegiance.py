@@ -87,8 +87,8 @@ def loop_curves(model, images, batch_size=128):
     agree = np.zeros((len(PAPER_PAIRS), len(PAPER_FRACTIONS)))
     for start in range(0, len(images), batch_size):
         batch = images[start : start + batch_size]
-        maps, logits = saliency.explain_with_logits(batch, methods=methods)
-        intact = logits.numpy().argmax(axis=1)
+        maps = saliency.explain(batch, methods=methods)
+        intact = maps.logits.numpy().argmax(axis=1)
         for k, (method, fill) in enumerate(PAPER_PAIRS):
             m = maps[method].numpy().reshape(len(batch), -1)
             ordered = -np.sort(-m, axis=1)
@@ -104,10 +104,10 @@ def loop_curves(model, images, batch_size=128):
 def bare_seconds(model, images, batch_size=128, forward_batch=1024, forward_images=40_000):
     """((maps seconds, forward seconds per image), the same in process CPU seconds)."""
     saliency = SignedSaliency(model)
-    saliency.explain_with_logits(images[:batch_size])  # warm-up
+    saliency.explain(images[:batch_size])  # warm-up
     with Timer() as maps:
         for i in range(0, len(images), batch_size):
-            saliency.explain_with_logits(images[i : i + batch_size])
+            saliency.explain(images[i : i + batch_size])
 
     forward = tf.function(
         lambda x: tf.argmax(model(x, training=False), axis=1),

@@ -30,7 +30,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from tf_signsal import METHODS, GradientEngine, SignedSaliency  # noqa: E402
+from tf_signsal import METHODS, SignedSaliency  # noqa: E402
 from tf_signsal.models import paper_cnn, resnet18  # noqa: E402
 
 
@@ -101,7 +101,7 @@ def bench_model(name: str, model, batch: int, repeats: int) -> list[dict]:
     predicted = tf.argmax(model(images, training=False), axis=1)
     five = SignedSaliency(model)
     five_jacobian = SignedSaliency(model, jacobian="batch_jacobian")
-    auto_mode = GradientEngine(model).jacobian_mode  # what jacobian="auto" picks on this machine
+    auto_mode = five.jacobian_mode  # what jacobian="auto" picks on this machine
     rows = {
         f"five maps (auto: {auto_mode})": lambda: five.explain(images),
         "five maps (batch_jacobian)": lambda: five_jacobian.explain(images),

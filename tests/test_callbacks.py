@@ -179,8 +179,8 @@ def test_each_epochs_maps_are_those_of_its_weights(run):
     # Each file holds the maps of that epoch's weights: before training, the
     # untrained model's; at the end, those of the trained model recomputed now.
     logged, final = run.logged, run.logged[2]
-    recomputed, logits = SignedSaliency(run.model).explain_with_logits(run.probe)
-    np.testing.assert_allclose(final["logits"], logits.numpy(), rtol=1e-5, atol=1e-6)
+    recomputed = SignedSaliency(run.model).explain(run.probe)
+    np.testing.assert_allclose(final["logits"], recomputed.logits.numpy(), rtol=1e-5, atol=1e-6)
     for method in METHODS:
         np.testing.assert_allclose(final[method], recomputed[method].numpy(), atol=1e-5)
         np.testing.assert_allclose(logged[0][method], run.untrained[method].numpy(), atol=1e-5)

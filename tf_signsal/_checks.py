@@ -15,8 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tf_signsal.vocabulary import FILLS
-
 if TYPE_CHECKING:
     import tensorflow as tf
 
@@ -133,26 +131,6 @@ def fractions(values: Any, name: str = "fractions", at_least: int = 1) -> tuple[
     if any(b <= a for a, b in zip(checked, checked[1:])):
         raise ValueError(f"`{name}` must be strictly increasing, received {list(checked)}")
     return checked
-
-
-def fill(value: Any) -> str | float | tuple[float, ...]:
-    """A deletion fill: one of `FILLS`, a finite number, or one finite number per channel."""
-    valid = f"one of {list(FILLS)}, a number, or one number per channel"
-    if isinstance(value, str):
-        if value not in FILLS:
-            raise ValueError(f"unknown fill {value!r}: a fill must be {valid}")
-        return value
-    if is_real(value):
-        if not math.isfinite(value):
-            raise ValueError(f"invalid fill {value!r}: a fill must be finite")
-        return float(value)
-    if isinstance(value, (tuple, list, np.ndarray)) and len(value) > 0:
-        numbers_ = np.asarray(value).tolist()
-        if all(is_real(v) for v in numbers_):
-            if not all(math.isfinite(v) for v in numbers_):
-                raise ValueError(f"invalid fill {value!r}: every value must be finite")
-            return tuple(float(v) for v in numbers_)
-    raise TypeError(f"invalid fill {value!r}: a fill must be {valid}")
 
 
 # ----------------------------------------------------------------------------- choices
@@ -455,33 +433,3 @@ def class_indices(
             f"{array.min()} to {array.max()}"
         )
     return array.astype(np.int32)
-
-
-def pairs(
-    value: Any, methods: tuple[str, ...] | None = None
-) -> tuple[tuple[str, str | float | tuple[float, ...]], ...]:
-    """Non-repeating (method, fill) pairs; methods from `methods`, or any name when None."""
-    if isinstance(value, str) or not isinstance(value, Sequence):
-        raise TypeError(
-            "`pairs` must be a sequence of (method, fill) pairs, e.g. PAPER_PAIRS, "
-            f"received {value!r}"
-        )
-    if not value:
-        raise ValueError("`pairs` must hold at least one (method, fill) pair, received none")
-    checked = []
-    for pair in value:
-        if isinstance(pair, str) or not isinstance(pair, Sequence) or len(pair) != 2:
-            raise TypeError(f"each of `pairs` must be a (method, fill) pair, received {pair!r}")
-        method, fill_value = pair
-        if not isinstance(method, str) or not method:
-            raise TypeError(f"the method of a pair must be a name, received {method!r} in {pair!r}")
-        if "/" in method:  # "method/fill" names the pair in JSON and logs
-            raise ValueError(f"a method name must not contain \"/\", received {method!r}")
-        if methods is not None and method not in methods:
-            raise ValueError(
-                f"unknown method {method!r} in `pairs`: valid methods are {list(methods)}"
-            )
-        checked.append((method, fill(fill_value)))
-    if len(set(checked)) != len(checked):
-        raise ValueError(f"`pairs` must not repeat a pair, received {checked}")
-    return tuple(checked)

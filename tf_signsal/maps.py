@@ -195,6 +195,12 @@ class SignedSaliency:
             attribution=self.attribution,
         )
 
+    @property
+    def jacobian_mode(self) -> str:
+        """How the all-class gradients are computed: "loop" or "batch_jacobian" (what
+        `jacobian="auto"` chose on this machine)."""
+        return self._engine.jacobian_mode
+
     def __call__(self, images: Any) -> Explanation:
         """The five normalised maps of the predicted classes: `explain(images)`."""
         return self._explain(images, None, None, True, None, None, stacklevel=3)

@@ -259,6 +259,7 @@ def _integer_type(check: Callable[[str, Any], int], expected: str) -> Callable[[
 
 positive_int = _integer_type(_checks.positive_int, "a positive integer")
 non_negative_int = _integer_type(_checks.non_negative_int, "a non-negative integer")
+seed_int = _integer_type(_checks.seed, "an integer in [0, 2**32)")
 
 
 def model_argument(parser: argparse.ArgumentParser) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from tf_signsal.cli._common import PROG, non_negative_int, positive_int, prepare_out
+from tf_signsal.cli._common import PROG, positive_int, prepare_out, seed_int
 
 HELP = (
     "Train the paper's CNN on built-in synthetic signs, explain it, run the deletion "
@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "the demo replaces the files it wrote there (default: %(default)s)",
     )
     parser.add_argument("--epochs", type=positive_int, default=6, help="default: %(default)s")
-    parser.add_argument("--seed", type=non_negative_int, default=0, help="default: %(default)s")
+    parser.add_argument("--seed", type=seed_int, default=0, help="default: %(default)s")
     parser.add_argument(
         "--train-size", type=positive_int, default=4000, help="training images (default: 4000)"
     )

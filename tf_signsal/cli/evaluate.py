@@ -23,13 +23,13 @@ from tf_signsal.cli._common import (
     attribution_argument,
     load_model,
     model_argument,
-    non_negative_int,
     out_help,
     outputs_pattern,
     positive_int,
     prepare_out,
     reading,
     run_record,
+    seed_int,
     telling_skipped,
     write_record_and_figure,
 )
@@ -319,7 +319,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="evaluate N images: a class-balanced subset drawn with --seed",
     )
     parser.add_argument(
-        "--seed", type=non_negative_int, default=0,
+        "--seed", type=seed_int, default=0,
         help="seed of the --limit subset and of the random control (default: %(default)s)",
     )
     parser.add_argument("--out", required=True, help=out_help("evaluate", OUTPUTS))

@@ -8,13 +8,13 @@ from tf_signsal.cli._common import (
     PROG,
     attribution_argument,
     load_model,
-    non_negative_int,
     out_help,
     outputs_pattern,
     positive_int,
     prepare_out,
     reading,
     run_record,
+    seed_int,
     telling_skipped,
     write_record_and_figure,
 )
@@ -49,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="images to check: a class-balanced subset drawn with --seed (default: 32)",
     )
     parser.add_argument(
-        "--seed", type=non_negative_int, default=0,
+        "--seed", type=seed_int, default=0,
         help="seed of the subset, the re-initialisation and the random class (default: 0)",
     )
     parser.add_argument(
@@ -69,9 +69,8 @@ def run(args: argparse.Namespace) -> None:
     prepare_out(args, "sanity", inputs=data_inputs(args))
     check_data(args)
     earlier = prepare_out(args, "sanity", OUTPUTS, outputs_pattern(OUTPUTS))
-    import numpy as np
-
     from tf_signsal import plotting
+    from tf_signsal._data import batches
     from tf_signsal.evaluation import random_logit_check, randomization_check
 
     model, shape, num_classes = load_model(args.model)
@@ -80,10 +79,7 @@ def run(args: argparse.Namespace) -> None:
             args.data, shape, num_classes, split=args.split, data_dir=args.data_dir,
             limit=args.limit, seed=args.seed, batch_size=args.limit,
         )
-        images = np.concatenate([
-            (element[0] if isinstance(element, tuple) else element).numpy()
-            for element in chosen.dataset
-        ])
+        images = batches(chosen.dataset, name="data", what="sanity-check").stack().images
     print(chosen.description)
     with reading():
         check = randomization_check(

@@ -11,10 +11,13 @@
                        tf.distribute, batch_counts
     counts.py          DeletionCounts: additive, fingerprinted, saved without pickle
     result.py          AllegianceResult: curves, AUC, SRG per order, JSON (no TensorFlow)
+    pointing.py        the pointing game: does a map's peak fall on the object
     sanity.py          model-randomisation and random-logit checks
+    sanity_result.py   RandomizationResult, rank_correlations (no TensorFlow)
 
 The names below are imported on first use (PEP 562), so that importing a numpy-only
-module (`tf_signsal.evaluation.result`, `counts`, `protocol`, `fills`, `orders`) loads
+module (`tf_signsal.evaluation.result`, `counts`, `protocol`, `fills`, `orders`,
+`sanity_result`, `pointing`) loads
 no TensorFlow.
 """
 
@@ -39,14 +42,16 @@ _LAZY = {
         "ALL_PAIRS", "DELETION_METHODS", "PAPER_FRACTIONS", "PAPER_PAIRS", "RANDOM_METHOD",
         "RANDOM_PAIRS", "Pair", "pair_name", "parse_pair",
     ),
+    "pointing": ("pointing_game", "pointing_score"),
     "protocol": ("DeletionProtocol",),
     "random_control": ("random_maps",),
     "result": ("AllegianceResult", "trapezoid_auc"),
     "road": ("road_impute",),
     "rules": ("deletion_masks",),
     "sanity": (
-        "RandomizationResult", "random_logit_check", "randomization_check", "rank_correlations",
+        "ExplainerFactory", "random_logit_check", "randomization_check",
     ),
+    "sanity_result": ("RandomizationResult", "rank_correlations"),
 }
 _MODULE_OF = {name: module for module, names in _LAZY.items() for name in names}
 

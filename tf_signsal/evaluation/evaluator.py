@@ -100,7 +100,7 @@ class AllegianceEvaluator:
 
         >>> saliency = tf_signsal.SignedSaliency(model)
         >>> def gradient_x_input(images):               # max over channels of |g * x|
-        ...     g = saliency.class_gradients(images)      # (B, C, H, W, ch)
+        ...     g = tf_signsal.class_gradients(saliency, images)  # (B, C, H, W, ch)
         ...     g = tf.gather(g, tf.argmax(saliency.logits(images), 1), axis=1, batch_dims=1)
         ...     return {"gxi": tf.reduce_max(tf.abs(g * images), axis=-1)}
         >>> tf_signsal.AllegianceEvaluator(model, pairs=[("gxi", "black")],
@@ -215,41 +215,11 @@ class AllegianceEvaluator:
             explanation = self._saliency.explain_step(images, methods=wanted)
             maps, logits = dict(explanation), explanation.logits
         else:
-            maps = self._explainer_maps(images, wanted) if wanted else {}
+            maps = _checks.explainer_maps(self.explainer(images), wanted, images) if wanted else {}
             logits = self._saliency.logits(images)
         if RANDOM_METHOD in self._methods:
             maps[RANDOM_METHOD] = random_maps(images, tf.constant(self.seed, tf.int64))
         return maps, logits
-
-    def _explainer_maps(self, images: tf.Tensor, wanted: Sequence[str]) -> dict[str, tf.Tensor]:
-        """Call the user's explainer and check what it returns."""
-        returned = self.explainer(images)
-        if not isinstance(returned, Mapping):
-            raise TypeError(
-                "`explainer` must return a mapping {map name: (B, H, W) map}, "
-                f"it returned a {type(returned).__name__}"
-            )
-        missing = [m for m in wanted if m not in returned]
-        if missing:
-            raise ValueError(
-                f"`pairs` name the maps {missing}, but `explainer` returns only "
-                f"{sorted(map(str, returned))} (and \"random\" is always available)"
-            )
-        maps = {}
-        for name in wanted:
-            value = tf.convert_to_tensor(returned[name])
-            if not (value.dtype.is_floating or value.dtype.is_integer):
-                raise TypeError(f"`explainer` map {name!r} must hold numbers, dtype {value.dtype}")
-            value = tf.cast(value, tf.float32)
-            if tuple(value.shape) != tuple(images.shape[:3]):
-                raise ValueError(
-                    f"`explainer` map {name!r} must have shape (batch, height, width) = "
-                    f"{tuple(images.shape[:3])}, it has shape {tuple(value.shape)}"
-                )
-            if not bool(tf.reduce_all(tf.math.is_finite(value))):
-                raise ValueError(f"`explainer` map {name!r} holds NaN or Inf values")
-            maps[name] = value
-        return maps
 
     # -- compute ---------------------------------------------------------------------
 
