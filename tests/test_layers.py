@@ -39,6 +39,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "tf_signsal.attributions",
         "tf_signsal.gradients",
         "tf_signsal.maps",
+        "tf_signsal.maps_io",  # the stored maps' files (read_maps): numpy, TF/pyarrow lazily
         "tf_signsal._data",
     ),
     # Orders, fills, ROAD, counts, the evaluator, its result, the sanity checks and
@@ -79,6 +80,7 @@ WITHOUT_TENSORFLOW: tuple[str, ...] = (
     "tf_signsal.vocabulary",
     "tf_signsal._checks",
     "tf_signsal._io",
+    "tf_signsal.maps_io",
     "tf_signsal.evaluation.result",
     "tf_signsal.evaluation.sanity_result",
     "tf_signsal.evaluation.pointing",

@@ -34,18 +34,20 @@ _LAZY = {
     "tf_signsal.gradients": ("class_gradients",),
     "tf_signsal.loading": ("load_model",),
     "tf_signsal.maps": ("Explanation", "SignedSaliency"),
+    "tf_signsal.maps_io": ("StoredMaps", "read_maps"),
 }
 _MODULE_OF = {name: module for module, names in _LAZY.items() for name in names}
 _SUBMODULES = (
     "attributions", "callbacks", "data", "datasets", "demo", "evaluation", "gradients", "loading",
-    "maps", "models", "plotting", "report", "serving", "training",
+    "maps", "maps_io", "models", "plotting", "report", "serving", "training",
 )
 
 __all__ = [
     "ALL_PAIRS", "ATTRIBUTIONS", "FILLS", "METHODS", "ORDERS", "PAPER_FRACTIONS", "PAPER_PAIRS",
     "RANDOM_PAIRS", "AllegianceEvaluator", "AllegianceResult", "Explanation", "GradientXInput",
-    "IntegratedGradients", "RandomizationResult", "SignedSaliency", "SmoothGrad", "__version__",
-    "class_gradients", "load_model", "random_logit_check", "randomization_check", "road_impute",
+    "IntegratedGradients", "RandomizationResult", "SignedSaliency", "SmoothGrad", "StoredMaps",
+    "__version__", "class_gradients", "load_model", "random_logit_check", "randomization_check",
+    "read_maps", "road_impute",
 ]
 
 
