@@ -84,6 +84,15 @@ def test_save_and_load_round_trip_without_pickle(evaluator, rng, tmp_path):
         np.testing.assert_array_equal(getattr(loaded, name), getattr(counts, name))
     assert evaluator.result(loaded) == evaluator.result(counts)
     assert evaluator.result(loaded + counts).n_images == 6
+    # The same bytes between processes (an engine's workers), without a file.
+    sent = DeletionCounts.from_bytes(counts.to_bytes())
+    assert sent.fingerprint == counts.fingerprint and sent.images == counts.images
+    np.testing.assert_array_equal(sent.agree, counts.agree)
+    assert evaluator.result(sent) == evaluator.result(counts)
+    with pytest.raises(ValueError, match="`data` is not a DeletionCounts file"):
+        DeletionCounts.from_bytes(b"PK not an npz")
+    with pytest.raises(TypeError, match="`data` must be bytes"):
+        DeletionCounts.from_bytes(counts)
 
 
 def test_counts_of_other_protocols_image_sizes_or_labelling_are_not_added(evaluator, rng):

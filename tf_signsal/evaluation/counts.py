@@ -153,6 +153,11 @@ class DeletionCounts:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the counts as a versioned `.npz` (see the module docstring), atomically."""
+        write_atomic(path, self.to_bytes())
+
+    def to_bytes(self) -> bytes:
+        """The bytes of the file `save` writes: counts to send between processes (an
+        engine's workers), read back with `from_bytes`."""
         header = {
             "format": COUNTS_FORMAT,
             "version": COUNTS_VERSION,
@@ -170,24 +175,36 @@ class DeletionCounts:
             images=np.int64(self.images),
             **{name: np.asarray(getattr(self, name), np.int64) for name in _ARRAYS},
         )
-        write_atomic(path, buffer.getvalue())
+        return buffer.getvalue()
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> DeletionCounts:
         """Read a file written by `save` (no pickle is ever loaded)."""
+        return cls._read(os.fspath(path), os.fspath(path))
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> DeletionCounts:
+        """Inverse of `to_bytes` (no pickle is ever loaded)."""
+        if not isinstance(data, bytes):
+            raise TypeError(f"`data` must be bytes (from to_bytes), received {type(data).__name__}")
+        return cls._read(io.BytesIO(data), "`data`")
+
+    @classmethod
+    def _read(cls, source: Any, shown: str) -> DeletionCounts:
+        """`load` of a path or file object; `shown` names it in the messages."""
         try:
-            with np.load(os.fspath(path), allow_pickle=False) as archive:
+            with np.load(source, allow_pickle=False) as archive:
                 arrays = {name: archive[name] for name in archive.files}
             header = json.loads(str(arrays["header"][()]))
             if header.get("format") != COUNTS_FORMAT:
                 raise ValueError(f"format {header.get('format')!r}")
         except (OSError, KeyError, ValueError, TypeError, AttributeError, zipfile.BadZipFile) as e:
             raise ValueError(
-                f"{os.fspath(path)} is not a DeletionCounts file (as `save` writes): {e!r}"
+                f"{shown} is not a DeletionCounts file (as `save` writes): {e!r}"
             ) from None
         if header.get("version") != COUNTS_VERSION:
             raise ValueError(
-                f"{os.fspath(path)} holds DeletionCounts of version {header.get('version')!r}; "
+                f"{shown} holds DeletionCounts of version {header.get('version')!r}; "
                 f"this tf_signsal reads version {COUNTS_VERSION}"
             )
         counts = cls(
@@ -203,7 +220,7 @@ class DeletionCounts:
         wrong = [name for name in _ARRAYS if getattr(counts, name).shape != counts.shape]
         if wrong:
             raise ValueError(
-                f"{os.fspath(path)} is not a DeletionCounts file: {wrong} must have the shape "
+                f"{shown} is not a DeletionCounts file: {wrong} must have the shape "
                 f"(orders, pairs, fractions) = {counts.shape}"
             )
         return counts
