@@ -7,10 +7,11 @@ import pytest
 import tensorflow as tf
 
 from conftest import small_conv_net
-from reference import reference_attributions, reference_maps
+from reference import reference_attributions, reference_class_gradients, reference_maps
 from tf_signsal import METHODS, SignedSaliency
 from tf_signsal.attributions import (
     ATTRIBUTIONS,
+    MAX_POINTS,
     Gradient,
     GradientXInput,
     IntegratedGradients,
@@ -148,11 +149,88 @@ def test_bad_attribution_arguments(model, images, kwargs, error, message):
         (lambda: SmoothGrad(noise=-0.1), ValueError, "`noise`"),
         (lambda: SmoothGrad(samples=2.5), TypeError, "`samples`"),
         (lambda: SmoothGrad(seed=-1), ValueError, "`seed`"),
+        # What a typo would cost is named, before any work.
+        (lambda: IntegratedGradients(steps=10**9), ValueError,
+         r"`steps` must be at most 1024.*steps=1000000000 would take 1000000000 backward "
+         r"passes per image"),
+        (lambda: SmoothGrad(samples=MAX_POINTS + 1), ValueError,
+         r"`samples` must be at most 1024.*1025 backward passes"),
+        (lambda: SmoothGrad(noise=1.5), ValueError, r"`noise` must be at most 1 .*mostly noise"),
+        (lambda: IntegratedGradients(steps=4, value_range=(1.0, 0.0)), ValueError,
+         "`value_range`"),
     ],
 )
 def test_bad_attribution_parameters(make, error, message):
     with pytest.raises(error, match=message):
         make()
+
+
+def test_the_bounds_themselves_are_accepted():
+    assert IntegratedGradients(steps=MAX_POINTS).num_points == MAX_POINTS
+    assert SmoothGrad(samples=MAX_POINTS, noise=1.0).num_points == MAX_POINTS
+
+
+@pytest.mark.parametrize("steps", [1, 3])
+@pytest.mark.parametrize("jacobian", ["loop", "batch_jacobian"])
+def test_integrated_gradients_at_any_steps_against_an_eager_tape(steps, jacobian, images):
+    """IG written out with numpy and an eager tape over every class: the midpoint path from
+    "white", which is the high end of the explainer's value_range, not 1."""
+    model = small_conv_net()
+    low, high = 0.0, 2.0
+    saliency = SignedSaliency(
+        model, attribution=IntegratedGradients(steps=steps, baseline="white"),
+        value_range=(low, high), jacobian=jacobian, classes_per_chunk=2,
+    )
+    x0 = np.full_like(images, high)
+    path = [x0 + (k + 0.5) / steps * (images - x0) for k in range(steps)]
+    gradients = np.mean([reference_class_gradients(model, p) for p in path], axis=0)
+    attributions = gradients * (images - x0)[:, None]  # (B, C, H, W, ch)
+    expected = reference_maps(model, images, attributions=attributions)
+    maps = saliency.explain(images)
+    np.testing.assert_array_equal(maps.targets, model(images).numpy().argmax(-1))
+    for method in METHODS:
+        assert np.asarray(maps[method]).max() == 1, method  # not all zero
+    assert_maps_equal(maps, expected)
+
+
+def test_attributions_follow_the_explainers_value_range(model, images):
+    from tf_signsal import AllegianceEvaluator
+
+    white, smooth = IntegratedGradients(baseline="white"), SmoothGrad(samples=2, seed=1)
+    x = tf.constant(images)
+    for bound in (
+        SignedSaliency(model, attribution=white, value_range=(0, 255)).attribution,
+        AllegianceEvaluator(model, value_range=(0, 255), attribution=white)._saliency.attribution,
+    ):
+        np.testing.assert_array_equal(bound.scale(x).numpy(), images - 255)
+    np.testing.assert_array_equal(white.scale(x).numpy(), images - 1)  # the user's is kept
+    assert white.config()["value_range"] is None
+    noisy = SignedSaliency(model, attribution=smooth, value_range=(0, 255)).attribution
+    explicit = SmoothGrad(samples=2, seed=1, value_range=(0, 255))
+    np.testing.assert_array_equal(noisy.points(x).numpy(), explicit.points(x).numpy())
+    assert noisy.config() == explicit.config()
+    # Given its own range, the attribution keeps it; two different ranges given are refused.
+    own = SignedSaliency(model, attribution=IntegratedGradients(baseline="white",
+                                                                value_range=(0, 255)))
+    np.testing.assert_array_equal(own.attribution.scale(x).numpy(), images - 255)
+    with pytest.raises(ValueError, match=r"value_range=\(0, 1\), but the explainer's "
+                                         r"`value_range` is \(0, 255\)"):
+        SignedSaliency(model, attribution=SmoothGrad(value_range=(0, 1)), value_range=(0, 255))
+
+
+def test_a_long_run_shows_a_progress_bar(model, images, capsys):
+    long = SignedSaliency(model, attribution=IntegratedGradients(steps=MAX_POINTS))
+    few = images[:4]  # 1024 points x 4 images x 1 class = LONG_RUN_PASSES
+    long.explain(few, methods=["positive"], batch_size=2)
+    shown = capsys.readouterr().out
+    assert "2/4" in shown and "4/4" in shown
+    long.explain(few, methods=["positive"], verbose=0)
+    SignedSaliency(model).explain(images)  # 6 images x 5 classes: short, quiet
+    assert capsys.readouterr().out == ""
+    SignedSaliency(model).explain(images, verbose=1)
+    assert "6/6" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="`verbose`"):
+        SignedSaliency(model).explain(images, verbose=3)
 
 
 def test_evaluator_callbacks_and_export_use_the_attribution(model, images, tmp_path):

@@ -14,6 +14,7 @@ import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
+import keras
 import tensorflow as tf
 
 from tf_signsal import _checks, _data
@@ -22,6 +23,10 @@ from tf_signsal.gradients import GradientStats, _GradientEngine, class_gradients
 from tf_signsal.vocabulary import METHODS
 
 _NEEDS_RIVALS = frozenset({"active", "inactive"})
+
+LONG_RUN_PASSES = 4096
+"""`explain(verbose="auto")` shows a progress bar from this many backward passes on: the
+attribution's points per image x the images x the classes compared."""
 
 
 def reduce_to_maps(stats: GradientStats, methods: Sequence[str]) -> dict[str, tf.Tensor]:
@@ -166,7 +171,8 @@ class SignedSaliency:
             baseline="white")`). The explained class's attribution is compared
             with every other class's, computed with the same points.
         value_range: (low, high) of the model's input: the scale of SmoothGrad's
-            noise and the "black"/"white" baselines of a named attribution.
+            noise and the "black"/"white" baselines of an attribution given no
+            `value_range` of its own.
 
     Example:
         >>> saliency = tf_signsal.SignedSaliency(model)
@@ -203,7 +209,7 @@ class SignedSaliency:
 
     def __call__(self, images: Any) -> Explanation:
         """The five normalised maps of the predicted classes: `explain(images)`."""
-        return self._explain(images, None, None, True, None, None, stacklevel=3)
+        return self._explain(images, None, None, True, None, None, 0, stacklevel=3)
 
     def logits(self, images: tf.Tensor) -> tf.Tensor:
         """The logits (B, C) of a float32 batch, in inference mode, softmax stripped.
@@ -261,6 +267,7 @@ class SignedSaliency:
         normalize: bool = True,
         batch_size: int | None = None,
         steps: int | None = None,
+        verbose: int | str = "auto",
     ) -> Explanation:
         """Compute the requested maps, checking the input.
 
@@ -286,18 +293,26 @@ class SignedSaliency:
                 `model.predict(steps=...)`): the way to bound a dataset that repeats.
                 A dataset whose length TensorFlow cannot tell (e.g. after `filter`) is
                 read to its end, with a warning, unless `steps` is given.
+            verbose: 0 is silent, 1 (or 2) shows a Keras progress bar over the images,
+                advancing batch by batch; "auto" shows it for a long run, from
+                `LONG_RUN_PASSES` backward passes (the attribution's points per image x
+                the images x the classes compared) on, e.g. integrated gradients of 128
+                images. Explain an array in batches (`batch_size`) to see it advance: a
+                batch's points go through the model at once.
 
         Returns:
             an `Explanation`: method -> float32 tensor (B, H, W), with `.logits` (B, C)
             and `.targets` (B,).
         """
-        return self._explain(images, targets, methods, normalize, batch_size, steps, 3)
+        return self._explain(images, targets, methods, normalize, batch_size, steps, verbose, 3)
 
     def _explain(
-        self, images, targets, methods, normalize, batch_size, steps, stacklevel: int
+        self, images, targets, methods, normalize, batch_size, steps, verbose, stacklevel: int
     ) -> Explanation:
         """`explain`; `stacklevel` points the unknown-length warning at the user's call
         (as `warnings.warn`'s, counted from here)."""
+        if not (isinstance(verbose, str) and verbose == "auto"):
+            verbose = _checks.integer("verbose", verbose, minimum=0, maximum=2)
         methods = _methods(methods)
         normalize = _checks.boolean("normalize", normalize)
         if batch_size is not None:
@@ -317,6 +332,7 @@ class SignedSaliency:
             targets = tf.constant(
                 _checks.class_indices("targets", targets, source.total, self.num_classes(first))
             )
+        progress = self._progress(verbose, methods, source)
         parts, start = [], 0
         for batch in source:
             self._check_methods_for_classes(methods, self.num_classes(batch.images))
@@ -327,6 +343,8 @@ class SignedSaliency:
                 chosen = None if targets is None else targets[start : start + size]
                 parts.append(self.explain_step(batch.images, chosen, methods, normalize))
             start += size
+            if progress is not None:
+                progress.update(start)
         if len(parts) == 1:
             return parts[0]
         return Explanation(
@@ -334,6 +352,25 @@ class SignedSaliency:
             tf.concat([p.logits for p in parts], axis=0),
             tf.concat([p.targets for p in parts], axis=0),
         )
+
+    def _progress(
+        self, verbose: int | str, methods: Sequence[str], source: _data.Batches
+    ) -> keras.utils.Progbar | None:
+        """A progress bar over the images, started, or None (silent)."""
+        if verbose == "auto":
+            # Backward passes per image and point: the target's, or every compared class's.
+            classes = 1
+            if _NEEDS_RIVALS.intersection(methods):
+                classes = self.num_classes(source.first.images)
+                if self._engine.rivals is not None:
+                    classes = min(classes, self._engine.rivals + 1)
+            images = source.total or source.first.images.shape[0]
+            verbose = int(self.attribution.num_points * images * classes >= LONG_RUN_PASSES)
+        if not verbose or not tf.executing_eagerly():
+            return None
+        progress = keras.utils.Progbar(source.total, verbose=verbose, unit_name="image")
+        progress.update(0)
+        return progress
 
     @staticmethod
     def _check_methods_for_classes(methods: Sequence[str], num_classes: int) -> None:
@@ -372,7 +409,9 @@ class SignedSaliency:
         Returns (maps dict, logits (B, C)) as before.
         """
         _deprecated("explain_with_logits", "explain(...), whose result has .logits")
-        explanation = self._explain(images, targets, methods, normalize, batch_size, steps, 3)
+        explanation = self._explain(
+            images, targets, methods, normalize, batch_size, steps, "auto", 3
+        )
         return explanation.maps, explanation.logits
 
     def explain_checked(
@@ -389,7 +428,9 @@ class SignedSaliency:
         Returns the named tuple (maps, logits, targets) as before.
         """
         _deprecated("explain_checked", "explain(...), whose result has .logits and .targets")
-        explanation = self._explain(images, targets, methods, normalize, batch_size, steps, 3)
+        explanation = self._explain(
+            images, targets, methods, normalize, batch_size, steps, "auto", 3
+        )
         return _ExplanationTuple(explanation.maps, explanation.logits, explanation.targets)
 
     def explain_batch(
