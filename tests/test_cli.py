@@ -693,10 +693,8 @@ def test_a_failed_write_leaves_no_partial_file(capsys, tmp_path, model_file, pic
         status, _, err = _run(capsys, "evaluate", "--model", model_file, "--data",
                               pictures[0], "--limit", "2", "--out", out)
     _assert_one_line_error(status, err, "disk full")
-    # No temporary file; what was written is complete and listed, so a rerun replaces it.
-    assert sorted(p.name for p in out.iterdir()) == [".tf-signsal-evaluate.json",
-                                                     "results.json"]
-    assert read_json(out / "results.json")["n_images"] == 2
+    # Nothing is moved into --out (nor created) unless complete, and nothing is left beside.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pictures"]
     status, _, err = _run(capsys, "evaluate", "--model", model_file, "--data", pictures[0],
                           "--limit", "2", "--out", out)
     assert status == 0, err

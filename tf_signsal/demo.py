@@ -47,12 +47,14 @@ MAPS_DIR = "maps_over_training"
 OUTPUTS: tuple[str, ...] = (
     RESULTS_FILE, REPORT_FILE, "history.json", "model.keras", "maps_grid.png", "history.png",
     "curves.png", "overlays.png", "signed.png", "maps_over_training_positive.png",
-    "maps_over_training_negative.png",
+    "maps_over_training_negative.png", MAPS_DIR,
 )
-"""The files `run_demo` writes in its folder (listed in its manifest, `.tf-signsal-demo.json`),
-beside the `MAPS_DIR` folder of the maps logged during training."""
+"""What `run_demo` writes in its folder: files, and the `MAPS_DIR` folder of the maps logged
+during training (each file listed in its manifest, `.tf-signsal-demo.json`)."""
 
-OWN_OUTPUTS = re.compile("|".join(map(re.escape, OUTPUTS)))
+OWN_OUTPUTS = re.compile(
+    "|".join(map(re.escape, OUTPUTS[:-1])) + rf"|{re.escape(MAPS_DIR)}/epoch_\d+\.(png|npz)"
+)
 """The names the demo may replace in its folder (its manifest is obeyed for these only)."""
 
 MAP_DEFINITIONS: tuple[tuple[str, str], ...] = (
@@ -118,8 +120,9 @@ def run_demo(
 
     Raises:
         FileExistsError: before any work, `out` exists and is not a folder, holds a file of
-            `OUTPUTS` that the demo did not write, or is a folder of files the package did
-            not write.
+            `OUTPUTS` that the demo did not write, is a folder of files the package did
+            not write, or another run is writing in it (`out` holds the earlier run until
+            the new one is complete and moved in: an interrupted run leaves it as it was).
 
     Example:
         >>> record = run_demo("runs/signsal-demo", epochs=1, train_size=200, test_size=32)
@@ -135,12 +138,13 @@ def run_demo(
     }
     out = os.path.abspath(os.fspath(out))
     _io.check_output_path(out)
-    earlier = _io.claim_output_folder(out, "demo", OUTPUTS, OWN_OUTPUTS)
-    record, _ = _io.write_output_folder(
-        out, "demo", OUTPUTS, earlier,
-        lambda: _run(out, config, epochs, seed, train_size, test_size, image_size, batch_size,
-                     verbose),
-    )
+    with _io.locked_output_folder(out, "demo"):
+        earlier = _io.claim_output_folder(out, "demo", OUTPUTS, OWN_OUTPUTS)
+        record, _ = _io.write_output_folder(
+            out, "demo", OUTPUTS, earlier,
+            lambda folder: _run(folder, config, epochs, seed, train_size, test_size,
+                                image_size, batch_size, verbose),
+        )
     return record
 
 
@@ -148,7 +152,7 @@ def _run(
     out: str, config: dict[str, int], epochs: int, seed: int, train_size: int, test_size: int,
     image_size: int, batch_size: int, verbose: bool,
 ) -> dict[str, Any]:
-    """`run_demo`'s work, in the folder `out` it claimed."""
+    """`run_demo`'s work, written in the folder `out` (moved into place once complete)."""
     started = time.perf_counter()
     data = _synthetic_data(train_size, test_size, image_size, seed)
     model, history = _train(data, out, epochs, seed, batch_size, verbose)

@@ -121,32 +121,6 @@ def _check_path(path: str, overwrite: bool, protect: Iterable[str | os.PathLike]
         )
 
 
-def _make_folders(folder: str, created: list[str]) -> None:
-    """Create `folder` and its missing parents (umask permissions), appending each one
-    created to `created`, outermost first."""
-    missing = []
-    while not os.path.exists(folder):
-        missing.append(folder)
-        parent = os.path.dirname(folder)
-        if parent == folder:
-            break
-        folder = parent
-    for folder in reversed(missing):
-        try:
-            os.mkdir(folder)
-        except FileExistsError:
-            continue
-        created.append(folder)
-
-
-def _remove_empty(folders: Sequence[str]) -> None:
-    for folder in reversed(folders):
-        try:
-            os.rmdir(folder)
-        except OSError:
-            return
-
-
 def _replace(staging: str, path: str, overwrite: bool, protect: Iterable[str]) -> None:
     """Rename the written `staging` folder onto `path`, replacing what the checks allow."""
     _check_path(path, overwrite, protect)  # again: the folder may have changed meanwhile
@@ -333,12 +307,14 @@ def export(
 
     # Not `tempfile.mkdtemp`: its folder is private (0700), which a server running as
     # another user cannot read; `os.mkdir` gives the umask's permissions.
+    # Named as `tf_signsal._io` names a run being written, which the next run removes.
     staging = os.path.join(
-        os.path.dirname(path), f".{os.path.basename(path)}.tmp-{uuid.uuid4().hex}"
+        os.path.dirname(path),
+        f".{os.path.basename(path)}.tf-signsal-export.incomplete-{uuid.uuid4().hex}",
     )
     created: list[str] = []
     try:
-        _make_folders(os.path.dirname(path), created)
+        _io.make_folders(os.path.dirname(path), created)
         os.mkdir(staging)
         archive.write_out(staging, verbose=False)
         _io.write_json(os.path.join(staging, _MANIFEST), {
@@ -347,6 +323,6 @@ def export(
         _replace(staging, path, overwrite, protect)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
-        _remove_empty(created)
+        _io.remove_empty(created)
         raise
     return path

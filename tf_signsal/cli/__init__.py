@@ -12,7 +12,9 @@ written) exits with status 1 and one line on stderr, with the traceback only und
 policy (`tf_signsal._io`), checked before any work: a new folder, an empty one or one
 tf-signsal wrote in (its `.tf-signsal-<command>.json` lists what each command wrote
 there); a command replaces only the files it listed, and refuses an --out holding another
-file of a name it writes, or lying in its input folder (--images, --data, --data-dir).
+file of a name it writes, lying in its input folder (--images, --data, --data-dir), or
+locked by another run. It writes beside --out and moves its files in at the end, so that an
+interrupted run leaves --out as it was.
 
 The parser is built from `tf_signsal.vocabulary` alone, so `tf-signsal --help` answers
 without importing TensorFlow; each command imports what it uses. Unless `--debug` is given,
@@ -29,7 +31,7 @@ import sys
 from collections.abc import Sequence
 
 from tf_signsal._io import one_line
-from tf_signsal.cli._common import PROG, CommandError, import_tensorflow
+from tf_signsal.cli._common import PROG, CommandError, command_scope, import_tensorflow
 
 __all__ = ["CommandError", "build_parser", "main"]
 
@@ -91,7 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         import_tensorflow(args.debug)
-        args.func(args)
+        with command_scope(args):
+            args.func(args)
     except Exception as error:
         if args.debug or not _reported(error):
             raise

@@ -2,7 +2,8 @@
 
 Every --out goes through `tf_signsal._io`'s one output-folder policy (`prepare_out` and
 `write_out` here): a new folder, an empty one or one the package wrote in before; a command
-replaces only the files its manifest lists there.
+replaces only the files its manifest lists there, holds the --out's lock from its first
+check to its end (`command_scope`), and writes beside it before moving its files in.
 """
 
 from __future__ import annotations
@@ -109,6 +110,19 @@ def import_tensorflow(debug: bool) -> None:
 # ----------------------------------------------------------------------------- --out
 
 
+@contextlib.contextmanager
+def command_scope(args: argparse.Namespace) -> Iterator[None]:
+    """The run of one command: the --out lock that `prepare_out` takes is held until the
+    command ends, however it ends (an error, Ctrl-C)."""
+    with _io.run_scope() as held:
+        args.out_locks = held
+        yield
+
+
+def _tell(message: str) -> None:
+    print(f"{PROG}: {message}", file=sys.stderr)
+
+
 def prepare_out(
     args: argparse.Namespace,
     command: str,
@@ -118,24 +132,29 @@ def prepare_out(
 ) -> list[str]:
     """Refuse, before any work, an --out that the output-folder policy refuses (see
     `tf_signsal._io`): not a folder, not writable, inside an input folder (`inputs`,
-    (option, folder) pairs), holding a file of `names` that `command` did not write, or a
-    folder the package never wrote in. Returns the files of `command`'s earlier run there
-    (none when `own`, the pattern of the names it may write, is None: only the path is
-    checked)."""
+    (option, folder) pairs), locked by another run, holding a file of `names` that
+    `command` did not write, or a folder the package never wrote in. Takes the --out's lock
+    for the rest of the command (`command_scope`). Returns the files of `command`'s earlier
+    run there (none when `own`, the pattern of the names it may write, is None: only the
+    path is checked)."""
     with reading():
         _io.check_output_path(args.out, "--out", inputs)
+        args.out_locks.enter_context(
+            _io.locked_output_folder(args.out, command, "--out", _tell)
+        )
         if own is None:
             return []
-        return _io.claim_output_folder(args.out, command, names, own, "--out")
+        return _io.claim_output_folder(args.out, command, names, own, "--out", _tell)
 
 
 def write_out(
-    out: str, command: str, names: Sequence[str], earlier: Sequence[str], write: Callable[[], Any]
+    out: str, command: str, names: Sequence[str], earlier: Sequence[str],
+    write: Callable[[str], Any],
 ) -> tuple[Any, list[str]]:
-    """Write `names` in `out` with `write()` under `command`'s manifest (see
-    `tf_signsal._io.write_output_folder`); return what `write` returns and the names of the
-    earlier run removed."""
-    return _io.write_output_folder(out, command, names, earlier, write)
+    """Write `names` with `write(folder)` in a folder beside `out`, then move them into
+    `out` under `command`'s manifest (see `tf_signsal._io.write_output_folder`); return what
+    `write` returns and the names of the earlier run removed."""
+    return _io.write_output_folder(out, command, names, earlier, write, "--out")
 
 
 def outputs_pattern(names: Sequence[str]) -> re.Pattern[str]:
@@ -151,14 +170,12 @@ def write_record_and_figure(
     sanity's outputs), through `write_out`; return their paths."""
     from tf_signsal import plotting
 
-    json_path, figure_path = (os.path.join(out, name) for name in names)
-
-    def write() -> None:
-        _io.write_json(json_path, record)
-        plotting.save_figure(figure, figure_path)
+    def write(folder: str) -> None:
+        _io.write_json(os.path.join(folder, names[0]), record)
+        plotting.save_figure(figure, os.path.join(folder, names[1]))
 
     write_out(out, command, names, earlier, write)
-    return [json_path, figure_path]
+    return [os.path.join(out, name) for name in names]
 
 
 def out_help(command: str, names: Sequence[str]) -> str:
@@ -167,7 +184,9 @@ def out_help(command: str, names: Sequence[str]) -> str:
         f"output folder: a new one, an empty one or one tf-signsal wrote in. {command} "
         f"writes {' and '.join(names)} there, and lists them in {_io.manifest_name(command)}; "
         "run again, it replaces them. It never replaces a file it did not write: an --out "
-        "holding such a file is refused, and so is an --out inside the input data"
+        "holding such a file is refused, and so is an --out inside the input data, or one "
+        "another run is writing. The files are written beside --out and moved in at the end: "
+        "an interrupted run leaves --out as it was"
     )
 
 

@@ -56,7 +56,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "what it wrote) there; run again, it replaces the files it listed and removes the "
         "grids the new run does not rewrite. It never replaces or removes a file it did not "
         "write: an --out holding such a maps.npz or maps_NNN.png is refused, and so is an "
-        "--out inside an --images folder",
+        "--out inside an --images folder or one another run is writing. The files are "
+        "written beside --out and moved in at the end: an interrupted run leaves --out as it was",
     )
     parser.add_argument(
         "--methods", nargs="+", choices=METHODS, default=None, metavar="METHOD",
@@ -142,14 +143,16 @@ def run(args: argparse.Namespace) -> None:
             images, targets, methods, batch_size=args.batch_size
         )
     (written, predictions), stale = write_out(
-        args.out, "explain", names, earlier, lambda: _write_explanation(
-            args.out, files, images, explanation, targets is not None, class_names
+        args.out, "explain", names, earlier, lambda folder: _write_explanation(
+            folder, files, images, explanation, targets is not None, class_names
         ),
     )
     print(f"explained {len(files)} images ({', '.join(methods)}):")
     for file, (index, name) in zip(files, predictions):
         print(f"  {file}: predicted {name} ({index})" if name else f"  {file}: predicted {index}")
-    print("wrote:\n" + "\n".join(f"  {path}" for path in written))
+    print("wrote:\n" + "\n".join(
+        f"  {os.path.join(args.out, os.path.basename(path))}" for path in written
+    ))
     if stale:
         print(f"removed the earlier explain's {', '.join(stale)}")
 
