@@ -41,6 +41,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "tf_signsal.maps",
         "tf_signsal.maps_io",  # the stored maps' files (read_maps): numpy, TF/pyarrow lazily
         "tf_signsal._data",
+        "tf_signsal._model",  # what is read from a user's model: its input range, copies
     ),
     # Orders, fills, ROAD, counts, the evaluator, its result, the sanity checks and
     # the pointing game: every module under tf_signsal/evaluation/.

@@ -10,7 +10,8 @@ the same inputs and apply the same checks:
   (Keras's `steps=`) and refused when endless.
 - checks: every batch is a finite float batch of rank 4 (`_checks.as_image_batch`); the
   first batch also matches the model's declared input and, when asked, lies in
-  `value_range`; every later batch has the first batch's image size.
+  `value_range` (and spans more than a tenth of it, else a warning); every later batch
+  has the first batch's image size.
 
 Private API, for the package's own modules:
 
@@ -30,13 +31,14 @@ checks them against its model.
 from __future__ import annotations
 
 import itertools
+import warnings
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import numpy as np
 import tensorflow as tf
 
-from tf_signsal import _checks
+from tf_signsal import _checks, _model
 
 
 class Batch(NamedTuple):
@@ -147,17 +149,36 @@ def _later_batch(images: Any, first: tf.Tensor, name: str, what: str) -> tf.Tens
     return images
 
 
-def _check_value_range(images: tf.Tensor, value_range: tuple[float, float], name: str) -> None:
+# A first batch spanning less than this share of value_range is in another range.
+_SMALL_SPAN = 0.1
+
+
+def _check_value_range(
+    images: tf.Tensor, value_range: tuple[float, float], name: str, stacklevel: int
+) -> None:
     # Black and white are the ends of value_range: with data in another range (e.g.
     # [0, 255] with the default (0, 1)), "white" would be nearly black.
     low, high = value_range
-    lowest, highest = float(tf.reduce_min(images)), float(tf.reduce_max(images))
+    lowest, highest = (float(v) for v in tf.stack(
+        [tf.reduce_min(images), tf.reduce_max(images)]).numpy())  # one host sync
     slack = 1e-3 * (high - low)
     if lowest < low - slack or highest > high + slack:
         raise ValueError(
             f"`{name}` holds values in [{lowest:g}, {highest:g}], outside `value_range` "
             f"({low:g}, {high:g}), whose ends are the black and white fills: pass the "
             "model's input range, e.g. value_range=(0, 255), or scale the images"
+        )
+    # The other way round ([0, 1] images with value_range=(0, 255)), "black" and "white"
+    # are far from every pixel. A constant batch tells nothing: no warning.
+    if 0 < highest - lowest < _SMALL_SPAN * (high - low):
+        warnings.warn(
+            f"tf_signsal: `{name}` spans [{lowest:g}, {highest:g}], "
+            f"{100 * (highest - lowest) / (high - low):.2g}% of `value_range` ({low:g}, "
+            f"{high:g}), whose ends are the black and white fills: are the images in "
+            "another range (e.g. [0, 1] images with value_range=(0, 255))? Pass the range "
+            "the model is fed, with images in it",
+            _model.ValueRangeWarning,
+            stacklevel=stacklevel + 2,
         )
 
 
@@ -184,13 +205,15 @@ def batches(
             `_checks.bounded_dataset`); an error for array data.
         model: when given, the first batch must match its declared input.
         value_range: when given, the first batch's values must lie in it (with a
-            slack of 1e-3 of its span): one host sync, once.
+            slack of 1e-3 of its span), and span more than a tenth of it, else a
+            `ValueRangeWarning`: one host sync, once.
         name: the argument's name in messages ("images", "data").
         what: the work in messages ("explain", "evaluate").
         allow_empty: whether array data may hold no images (one empty batch); an
             empty dataset is always refused.
         stacklevel: as `warnings.warn`'s, counted from the caller: the unknown-length
-            warning points at the caller's line with 1, at its caller's with 2.
+            and value-range warnings point at the caller's line with 1, at its caller's
+            with 2.
 
     Returns:
         `Batches`, to be iterated once.
@@ -228,7 +251,7 @@ def batches(
     if model is not None:
         _checks.check_model_input(model, first.images, name)
     if value_range is not None and first.images.shape[0] > 0:
-        _check_value_range(first.images, value_range, name)
+        _check_value_range(first.images, value_range, name, stacklevel)
     if total is None:  # a dataset's later batches are checked as they come
         rest = (Batch(_later_batch(x, first.images, name, what), y, w) for x, y, w in raw)
     else:

@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 import keras
 import tensorflow as tf
 
-from tf_signsal import _checks, _data
+from tf_signsal import _checks, _data, _model
 from tf_signsal.attributions import Attribution, as_attribution
 from tf_signsal.gradients import GradientStats, _GradientEngine, class_gradients
 from tf_signsal.vocabulary import METHODS
@@ -172,7 +172,9 @@ class SignedSaliency:
             with every other class's, computed with the same points.
         value_range: (low, high) of the model's input: the scale of SmoothGrad's
             noise and the "black"/"white" baselines of an attribution given no
-            `value_range` of its own.
+            `value_range` of its own. When the model's first layers show another
+            range (a `Rescaling(1/255)` takes [0, 255]), a `ValueRangeWarning`
+            says which to pass.
 
     Example:
         >>> saliency = tf_signsal.SignedSaliency(model)
@@ -200,6 +202,7 @@ class SignedSaliency:
             model, classes_per_chunk=classes_per_chunk, jacobian=jacobian, rivals=rivals,
             attribution=self.attribution,
         )
+        _model.warn_value_range(model, self.value_range, stacklevel=2)
 
     @property
     def jacobian_mode(self) -> str:

@@ -28,7 +28,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_signsal import _checks, _data
+from tf_signsal import _checks, _data, _model
 from tf_signsal.attributions import Attribution, as_attribution
 from tf_signsal.evaluation.counts import DeletionCounts, OccludedItems
 from tf_signsal.evaluation.fills import Constant, Fill, deprecated_fill_options
@@ -65,7 +65,9 @@ class AllegianceEvaluator:
             "blur(2.0)", a number, or one number per channel.
         batch_size: images per explainer pass for array input (a dataset's own
             batches are used as they come).
-        value_range: (low, high) of the model's input: black and white.
+        value_range: (low, high) of the model's input: black and white. When the
+            model's first layers show another range (a `Rescaling(1/255)` takes
+            [0, 255]), a `ValueRangeWarning` says which to pass.
         memory_budget: bytes of occluded images built at once (the model's
             activations come on top); larger means larger forward batches.
         seed: seed of the "random" ranking and of the "road" fill's noise.
@@ -152,7 +154,10 @@ class AllegianceEvaluator:
                 "build it with the attribution instead, e.g. "
                 "explainer=SignedSaliency(model, attribution=...)"
             )
+        # Black and white are the ends of value_range, whoever makes the maps.
+        _model.warn_value_range(model, self.value_range, stacklevel=2)
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore", _model.ValueRangeWarning)  # said just above
             if not self._own_maps:  # the softmax warning speaks of maps it does not make
                 warnings.simplefilter("ignore")
             own = isinstance(explainer, SignedSaliency) and self._own_maps

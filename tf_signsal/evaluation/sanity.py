@@ -74,7 +74,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_signsal import _checks, _data
+from tf_signsal import _checks, _data, _model
 from tf_signsal.attributions import Attribution
 from tf_signsal.evaluation.sanity_result import INTACT, RandomizationResult, rank_correlations
 from tf_signsal.maps import METHODS, SignedSaliency
@@ -208,10 +208,13 @@ class _Explainer:
     checked."""
 
     def __init__(
-        self, model: Any, explainer: ExplainerFactory | None, attribution: Any, signed: bool
+        self, model: Any, explainer: ExplainerFactory | None, attribution: Any, signed: bool,
+        value_range: tuple[float, float] = (0.0, 1.0),
     ):
         if explainer is None:
-            built = SignedSaliency(model, attribution=attribution)
+            with warnings.catch_warnings():  # the checks warn at the user's call
+                warnings.simplefilter("ignore", _model.ValueRangeWarning)
+                built = SignedSaliency(model, attribution=attribution, value_range=value_range)
         elif not callable(explainer):
             raise TypeError(
                 "`explainer` must be None or a factory model -> explainer, e.g. "
@@ -223,6 +226,12 @@ class _Explainer:
                 "`attribution` configures the default explainer: with `explainer` given, "
                 "build it with the attribution instead, e.g. "
                 "explainer=lambda model: SignedSaliency(model, attribution=...)"
+            )
+        elif value_range != (0.0, 1.0):
+            raise ValueError(
+                "`value_range` configures the default explainer: with `explainer` given, "
+                "build it with the value range instead, e.g. "
+                "explainer=lambda model: SignedSaliency(model, value_range=...)"
             )
         else:
             built = explainer(model)
@@ -352,6 +361,7 @@ def randomization_check(
     attribution: str | Attribution = "gradient",
     explainer: ExplainerFactory | None = None,
     steps: int | None = None,
+    value_range: tuple[float, float] = (0.0, 1.0),
 ) -> RandomizationResult:
     """The model-parameter randomisation test of Adebayo et al. (their Fig. 2).
 
@@ -386,9 +396,16 @@ def randomization_check(
             map} (see the module docstring).
         steps: at most this many batches of a dataset `images` (Keras's
             `steps=`), the way to bound a dataset that repeats.
+        value_range: (low, high) of the model's input, for the default explainer's
+            attribution (see `SignedSaliency`); only with `explainer=None`.
 
     Returns:
         A `RandomizationResult`.
+
+    Raises:
+        ValueError: among the argument checks, a model the check cannot copy and
+            re-initialise, refused before any work: one loaded from a SavedModel
+            (its weights are its graph's) or with a `Lambda` layer.
 
     Example:
         >>> result = randomization_check(model, images[:32])
@@ -396,6 +413,11 @@ def randomization_check(
         >>> result.plot().figure.savefig("randomization.png")
         >>> ig = randomization_check(model, images[:32], attribution="integrated_gradients")
     """
+    refusal = _model.copy_refusal(model)
+    if refusal is not None:
+        raise ValueError(refusal)
+    value_range = _checks.value_range(value_range)
+    _model.warn_value_range(model, value_range, stacklevel=2)
     images = _checked_images(model, images, steps)
     seed = _checks.seed("seed", seed)
     cascade = _checks.boolean("cascade", cascade)
@@ -407,7 +429,7 @@ def randomization_check(
             "`model` has no layer with trainable parameters: there is nothing to randomise"
         )
     layers = layers[::-1]  # top first
-    explain = _Explainer(copy, explainer, attribution, signed=True)
+    explain = _Explainer(copy, explainer, attribution, signed=True, value_range=value_range)
     methods, explained, intact = explain.first(images, targets, methods)
 
     # The signed attribution (key None) is compared as one more map.
@@ -453,6 +475,7 @@ def random_logit_check(
     attribution: str | Attribution = "gradient",
     explainer: ExplainerFactory | None = None,
     steps: int | None = None,
+    value_range: tuple[float, float] = (0.0, 1.0),
 ) -> dict[str, float]:
     """The random-logit check: does a map depend on the class it explains?
 
@@ -476,6 +499,8 @@ def random_logit_check(
             explainer is called as `explainer(images, targets=classes)` (see the
             module docstring).
         steps: at most this many batches of a dataset `images` (Keras's `steps=`).
+        value_range: (low, high) of the model's input, for the default explainer's
+            attribution (see `SignedSaliency`); only with `explainer=None`.
 
     Returns:
         map name -> the mean over images of the Spearman rank correlation of the
@@ -485,9 +510,11 @@ def random_logit_check(
         >>> random_logit_check(model, images)["positive"]
         >>> random_logit_check(model, images, attribution="smoothgrad")["positive"]
     """
+    value_range = _checks.value_range(value_range)
+    _model.warn_value_range(model, value_range, stacklevel=2)
     images = _checked_images(model, images, steps)
     seed = _checks.seed("seed", seed)
-    explain = _Explainer(model, explainer, attribution, signed=False)
+    explain = _Explainer(model, explainer, attribution, signed=False, value_range=value_range)
     num_classes = explain.num_classes(images)
     _checks.several_classes(
         num_classes,
