@@ -286,13 +286,27 @@ def bool_masks(masks: Any, images: tf.Tensor, name: str = "masks") -> tf.Tensor:
     return masks
 
 
+def ranking_dtype(dtype: Any) -> tf.DType:
+    """The dtype maps of `dtype` are ranked in: float64 for float64, float32 for any
+    other. Cast to float32, float64 values apart by less than its precision would tie,
+    and the deletion rules keep ties together (MoRF deletes none that equals its
+    threshold): order that the maps hold would be lost."""
+    import tensorflow as tf
+
+    try:
+        wide = dtype is not None and tf.as_dtype(dtype) == tf.float64
+    except TypeError:
+        wide = False
+    return tf.float64 if wide else tf.float32
+
+
 def explainer_maps(
     returned: Any, names: Sequence[str] | None, images: tf.Tensor
 ) -> dict[str, tf.Tensor]:
     """The maps `names` (every map when None) of what an explainer returned for
-    `images` (B, H, W, ch), as float32 tensors: refuse a result that is not a mapping
-    {map name: map}, that lacks a map, or whose maps are not numbers of shape (B, H, W)
-    or not finite."""
+    `images` (B, H, W, ch), as float32 tensors, or float64 for float64 maps (see
+    `ranking_dtype`): refuse a result that is not a mapping {map name: map}, that lacks
+    a map, or whose maps are not numbers of shape (B, H, W) or not finite."""
     import tensorflow as tf
 
     if not isinstance(returned, Mapping):
@@ -314,7 +328,7 @@ def explainer_maps(
         value = tf.convert_to_tensor(returned[key])
         if not (value.dtype.is_floating or value.dtype.is_integer):
             raise TypeError(f"`explainer` map {key!r} must hold numbers, dtype {value.dtype}")
-        value = tf.cast(value, tf.float32)
+        value = tf.cast(value, ranking_dtype(value.dtype))
         if tuple(value.shape) != tuple(images.shape[:3]):
             raise ValueError(
                 f"`explainer` map {key!r} must have shape (batch, height, width) = "

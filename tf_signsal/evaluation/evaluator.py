@@ -228,11 +228,13 @@ class AllegianceEvaluator:
 
     # -- compute ---------------------------------------------------------------------
 
-    def _count_function(self, image_shape: tuple[int, ...], order: int, occluder: int) -> Any:
-        # One trace per image shape, order and fill path (the gather table, or one
-        # `occlude` fill), so that no item branches on its order: batch, chunk and map
-        # counts vary freely.
-        key = (*image_shape, order, occluder)
+    def _count_function(
+        self, image_shape: tuple[int, ...], order: int, occluder: int, maps: tf.DType
+    ) -> Any:
+        # One trace per image shape, order, fill path (the gather table, or one
+        # `occlude` fill) and maps' dtype, so that no item branches on its order: batch,
+        # chunk and map counts vary freely.
+        key = (*image_shape, order, occluder, maps)
         if key not in self._count_functions:
             height, width, channels = image_shape
             vector = tf.TensorSpec((None,), tf.int32)
@@ -241,8 +243,8 @@ class AllegianceEvaluator:
                 tf.TensorSpec((None, channels), tf.float32),  # fill table (see `_fill_table`)
                 vector,  # each pair's first fill row
                 vector,  # each pair's fill row step
-                tf.TensorSpec((None, None, height, width), tf.float32),  # maps (M, B, H, W)
-                tf.TensorSpec((None, None, None), tf.float32),  # thresholds (M, B, P)
+                tf.TensorSpec((None, None, height, width), maps),  # maps (M, B, H, W)
+                tf.TensorSpec((None, None, None), maps),  # thresholds (M, B, P)
                 tf.TensorSpec((None, None, height, width), tf.int32),  # ranks (M, B, H, W)
                 vector,  # intact predictions (B,)
                 vector,  # labels (B,), -1 without labels
@@ -307,7 +309,10 @@ class AllegianceEvaluator:
             return like
         labels = self._labels(labels, size, self._saliency.num_classes(images))
         maps, logits = self._explain(images)
-        stacked = tf.stack([maps[m] for m in self._methods])  # (M, B, H, W)
+        # float64 maps (an explainer's) are ranked in float64, the others with them.
+        dtype = max((_checks.ranking_dtype(maps[m].dtype) for m in self._methods),
+                    key=lambda d: d.size)
+        stacked = tf.stack([tf.cast(maps[m], dtype) for m in self._methods])  # (M, B, H, W)
         flat = tf.reshape(stacked, (len(self._methods), size, num_pixels))
         thresholds, deleted = thresholds_and_counts(
             flat, tf.constant(threshold_indices(self.fractions, num_pixels))
@@ -348,7 +353,7 @@ class AllegianceEvaluator:
                     continue
                 # A fill's `memory_scale`: e.g. ROAD's solver holds ~10 copies of each image.
                 step = chunk if path < 0 else max(1, chunk // self._occluders[path].memory_scale)
-                count = self._count_function((height, width, channels), o, path)
+                count = self._count_function((height, width, channels), o, path, dtype)
                 chosen_items = OccludedItems(*(c[chosen] for c in items))
                 for start in range(0, len(chosen_items.image), step):
                     chunk_items = OccludedItems(

@@ -77,7 +77,8 @@ def deletion_masks(
     """The pixels replaced by the fill at each fraction, in the given order.
 
     Args:
-        maps: saliency maps (B, H, W), e.g. from `SignedSaliency.explain`.
+        maps: saliency maps (B, H, W), e.g. from `SignedSaliency.explain`; float64 maps
+            are ranked in float64, any other in float32.
         fractions: fractions p in [0, 1), strictly increasing.
         order: an `Order` or its name: "morf" (the paper's rule, spec section 2.2),
             "lerf" or "insertion" (see the module docstring).
@@ -95,7 +96,7 @@ def deletion_masks(
     """
     fractions = _checks.fractions(fractions)
     order = as_order(order, "order")
-    maps = tf.convert_to_tensor(maps, tf.float32)
+    maps = tf.convert_to_tensor(maps, _checks.ranking_dtype(getattr(maps, "dtype", None)))
     if maps.shape.rank != 3:
         raise ValueError(
             f"`maps` must have rank 3 (batch, height, width), received shape {tuple(maps.shape)}"
