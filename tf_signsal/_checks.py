@@ -359,12 +359,106 @@ def image_shape(value: Any, name: str = "image_shape") -> tuple[int | None, int 
     return shape
 
 
-def model_image_shape(model: Any) -> tuple[int | None, ...] | None:
-    """The (H, W, channels) of a model's one image input, or None when it declares none.
+_DATA_FORMATS = ("channels_first", "channels_last")
 
-    A subclassed model that has not been built declares no input; it is checked when
-    called. A model with several inputs, or an input that is not (batch, H, W, ch), is
-    an error.
+
+def _layers_in_order(model: Any) -> Any:
+    """The layers of `model` in its order, a nested model's own layers in its place."""
+    for layer in getattr(model, "layers", None) or ():
+        if getattr(layer, "layers", None) is not None:
+            yield from _layers_in_order(layer)
+        else:
+            yield layer
+
+
+def _wrap_advice(shape: tuple) -> str:
+    channels, height, width = (d if d is not None else n for d, n in zip(shape, "CHW"))
+    return (
+        f"keras.Sequential([keras.Input(({height}, {width}, {channels})), "
+        "keras.layers.Permute((3, 1, 2)), model])"
+    )
+
+
+def _first_data_format_layer(model: Any) -> Any:
+    """The first of `model`'s layers (nested models' included) that has a `data_format`
+    (a convolution, a pooling, `Flatten`, ...), or None."""
+    return next(
+        (layer for layer in _layers_in_order(model)
+         if getattr(layer, "data_format", None) in _DATA_FORMATS),
+        None,
+    )
+
+
+def _declared_input(model: Any) -> tuple | None:
+    inputs = getattr(model, "inputs", None)
+    return tuple(inputs[0].shape) if inputs and len(inputs) == 1 else None
+
+
+def channels_first(model: Any) -> bool:
+    """Whether `model` takes its images channels first, (B, ch, H, W).
+
+    Read from the first of its layers that has a `data_format`: "channels_first", taking
+    the model's input as it comes (no `Permute` before it). Such a model is explained on
+    channels-last images (B, H, W, ch), transposed for it (`model_image_shape`,
+    `gradients.logits_function`): the transpose moves every gradient exactly.
+
+    Raises:
+        ValueError: the layers are channels first but the model declares no input shape:
+            the layout it is called with cannot be told.
+    """
+    first = _first_data_format_layer(model)
+    if first is None or first.data_format != "channels_first":
+        return False
+    declared = _declared_input(model)
+    if declared is None:
+        raise ValueError(
+            f"`model`'s layer {first.name} takes images channels first "
+            "(data_format='channels_first'), but the model declares no input shape, so "
+            "the layout it is called with cannot be told: build it on a "
+            "keras.Input((channels, height, width)) (it is then explained on channels-last "
+            "images, transposed for it), or wrap it: "
+            + _wrap_advice((None, None, None))
+        )
+    try:
+        seen = tuple(first.input.shape)
+    except (AttributeError, ValueError):  # a layer called more than once has no one input
+        seen = declared
+    return seen[1:] == declared[1:]
+
+
+def check_layout(model: Any) -> None:
+    """Refuse a model whose layers do not say its layout (no `data_format` to read, e.g. a
+    SavedModel's) and whose declared input (batch, C, H, W) looks channels first: C of 1, 3
+    or 4 before a larger height and width. Raises what `channels_first` raises."""
+    declared = _declared_input(model)
+    if _first_data_format_layer(model) is None and declared is not None and len(
+        declared
+    ) == 4 and _looks_channels_first(declared[1:]):
+        raise ValueError(
+            f"`model` takes input of shape {declared}, which looks channels first (channels "
+            "before height and width), and none of its layers says (no data_format to read, "
+            "e.g. a SavedModel): tf_signsal explains images (batch, height, width, "
+            f"channels). If it is channels first, wrap it: {_wrap_advice(declared[1:])}"
+        )
+    channels_first(model)
+
+
+def _looks_channels_first(shape: tuple) -> bool:
+    channels, height, width = shape
+    return (
+        channels in (1, 3, 4) and width not in (1, 3, 4)
+        and all(d is None or d > 4 for d in (height, width))
+    )
+
+
+def model_image_shape(model: Any) -> tuple[int | None, ...] | None:
+    """The (H, W, channels) of the images a model with one image input is explained on,
+    or None when it declares no input.
+
+    A channels-first model, input (batch, ch, H, W) (see `channels_first`), is explained
+    on channels-last images (H, W, ch), transposed for it. A subclassed model that has
+    not been built declares no input; it is checked when called. A model with several
+    inputs, or an input that is not (batch, H, W, ch), is an error.
     """
     inputs = getattr(model, "inputs", None)
     if not inputs:
@@ -377,6 +471,8 @@ def model_image_shape(model: Any) -> tuple[int | None, ...] | None:
             "`model` must take images of shape (batch, height, width, channels), its input "
             f"has shape {tuple(inputs[0].shape)}"
         )
+    if channels_first(model):
+        return (shape[1], shape[2], shape[0])
     return shape
 
 
@@ -398,7 +494,16 @@ def check_model_input(model: Any, images: tf.Tensor, name: str = "images") -> No
     if len(expected) != len(received) or any(
         e is not None and e != r for e, r in zip(expected, received)
     ):
-        raise ValueError(f"`{name}` has per-image shape {received}, but the model takes {expected}")
+        layout = ""
+        if channels_first(model):
+            layout = (
+                f" (it is channels first, {tuple(model.inputs[0].shape)}: tf_signsal explains "
+                "it on channels-last images (batch, height, width, channels), transposed for "
+                "it; give e.g. np.transpose(images, (0, 2, 3, 1)))"
+            )
+        raise ValueError(
+            f"`{name}` has per-image shape {received}, but the model takes {expected}{layout}"
+        )
 
 
 # ----------------------------------------------------------------------------- classes

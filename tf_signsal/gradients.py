@@ -145,16 +145,25 @@ def logits_function(model: Any) -> Callable[[tf.Tensor], tf.Tensor]:
     pass a model that returns the scores before it, e.g.
     `keras.Model(model.inputs, model.layers[-2].output)`; outputs that look like
     probabilities get a warning when the model is first checked.
+
+    The function takes channels-last images (B, H, W, ch): a channels-first model
+    (`_checks.channels_first`) is given them transposed to (B, ch, H, W), so its gradients
+    come back channels last, exactly. A model whose layout cannot be told is refused
+    (`_checks.check_layout`).
     """
-    stripped = _without_softmax(model)
-    if stripped is None:
-        return lambda images: model(images, training=False)
-    function, name = stripped
-    warnings.warn(
-        f"tf_signsal: the last layer of `model` ({name}) applies a softmax; "
-        "the maps are computed on the logits before it, as the paper does.",
-        stacklevel=3,
+    _checks.check_layout(model)  # before any warning: it may refuse the model
+    first = _checks.channels_first(model)
+    function, name = _without_softmax(model) or (
+        lambda images: model(images, training=False), None
     )
+    if name is not None:
+        warnings.warn(
+            f"tf_signsal: the last layer of `model` ({name}) applies a softmax; "
+            "the maps are computed on the logits before it, as the paper does.",
+            stacklevel=3,
+        )
+    if first:
+        return lambda images: function(tf.transpose(images, (0, 3, 1, 2)))
     return function
 
 

@@ -274,6 +274,8 @@ def _looks_like_probabilities(model: keras.Model) -> bool:
     size = tuple(_PROBE_SIDE if d is None else d for d in shape)
     probes = np.stack([np.zeros(size, np.float32),
                        np.random.default_rng(0).random(size, dtype=np.float32)])
+    if _checks.channels_first(model):  # model_image_shape is channels last, as explained
+        probes = np.transpose(probes, (0, 3, 1, 2))
     scores = keras.ops.convert_to_numpy(model(probes, training=False)).astype(np.float64)
     return (scores.ndim == 2 and scores.shape[-1] > 1 and bool((scores >= 0).all())
             and np.allclose(scores.sum(-1), 1, atol=1e-4))
