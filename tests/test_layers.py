@@ -56,6 +56,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "tf_signsal.loading",
         "tf_signsal.models",
         "tf_signsal.plotting",
+        "tf_signsal.ray",  # the [ray] extra: Ray imported when called
         "tf_signsal.report",
         "tf_signsal.serving",
         "tf_signsal.training",

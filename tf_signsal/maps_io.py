@@ -331,10 +331,55 @@ def write_marker(
             f"cannot mark {folder} finished: " +
             (f"it holds no {list(missing)}" if missing else "it holds no .parquet/.tfrecord file")
         )
-    write_json(os.path.join(folder, MARKER), {
+    write_json(os.path.join(folder, MARKER), marker_record(start, stop, files))
+
+
+def marker_record(start: int, stop: int, files: Sequence[str]) -> dict[str, Any]:
+    """The JSON record of the marker (`write_marker`), for a writer on another file
+    system (`tf_signsal.beam` on Cloud Storage): the files' names hold [start, stop)."""
+    start, stop = _range(start, stop)
+    return {
         "format": MAPS_FORMAT, "version": MAPS_VERSION, "start": start, "stop": stop,
         "files": sorted(files),
-    })
+    }
+
+
+def finish(folder: str | os.PathLike, files: Sequence[str]) -> tuple[int, int]:
+    """Check that the data `files` of `folder` hold every index of one range exactly
+    once, then mark the folder finished (`write_marker`). Only the index is read (for
+    Parquet, its one column).
+
+    Args:
+        folder: the map folder.
+        files: the names of its data files, e.g. the shards a job wrote.
+
+    Returns:
+        the range (start, stop) of the indices.
+
+    Raises:
+        ValueError: an index is missing or present more than once (they are named), or
+            there is no file; no marker is written then.
+    """
+    folder = os.fspath(folder)
+    if not files:
+        raise ValueError(f"cannot mark {folder} finished: no file was written")
+    index = np.sort(np.concatenate([read_index(os.path.join(folder, n)) for n in files]))
+    _check_indices(index, None, folder)
+    start, stop = int(index[0]), int(index[-1]) + 1
+    write_marker(folder, start, stop, files)
+    return start, stop
+
+
+def read_index(path: str | os.PathLike) -> np.ndarray:
+    """The image indices (int64, in file order) of one `.parquet` or `.tfrecord` shard."""
+    path = os.fspath(path)
+    try:
+        if path.endswith(".parquet"):
+            return _parquet().parquet.read_table(path, columns=["index"]).column(
+                "index").to_numpy().astype(np.int64)
+        return _read_tfrecord(path, None).index
+    except (KeyError, ValueError, TypeError) as error:
+        raise ValueError(f"{path} is not a tf_signsal maps shard: {error}") from None
 
 
 def _is_data_file(name: str) -> bool:
