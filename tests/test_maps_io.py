@@ -12,9 +12,18 @@ from tf_signsal import maps_io
 try:
     import pyarrow  # noqa: F401
 
-    SUFFIXES = maps_io.SUFFIXES
-except ImportError:  # Parquet needs pyarrow, which the core does not install
-    SUFFIXES = (".tfrecord",)
+    HAS_PYARROW = True
+except ImportError:
+    HAS_PYARROW = False
+
+# Parquet needs pyarrow, which only the [ray] extra installs: its cases carry the `ray`
+# marker, so that .ci/run's environment of that extra runs them.
+SUFFIXES = (
+    pytest.param(".parquet", marks=[
+        pytest.mark.ray, pytest.mark.skipif(not HAS_PYARROW, reason="needs pyarrow")
+    ]),
+    ".tfrecord",
+)
 
 
 def _records(rng, index, classes=4, shape=(5, 3), methods=("active", "standard")):
@@ -174,3 +183,29 @@ def test_parquet_without_pyarrow_says_what_to_install(tmp_path, rng, monkeypatch
     with pytest.raises(ImportError, match=r"Parquet maps need pyarrow: pip install pyarrow"):
         maps_io.write_shard(tmp_path, 0, 2, *_records(rng, [0, 1]), suffix=".parquet")
     assert os.listdir(tmp_path) == []
+
+
+def test_the_ray_functions_say_what_to_install(monkeypatch):
+    import tf_signsal.ray
+
+    monkeypatch.setitem(__import__("sys").modules, "ray", None)  # as if not installed
+    with pytest.raises(ImportError, match=r"needs Ray Data: pip install 'tf_signsal\[ray\]'"):
+        tf_signsal.ray.evaluate(None, "model.keras")
+
+
+@pytest.mark.parametrize("suffix", SUFFIXES)
+def test_finish_marks_only_complete_folders(tmp_path, rng, suffix):
+    folder = tmp_path / "maps"
+    folder.mkdir()
+    files = []
+    for start, stop in ((3, 6), (7, 9)):
+        maps_io.write_shard(folder, start, stop, *_records(rng, np.arange(start, stop)),
+                            suffix=suffix)
+        files.append(maps_io.shard_name(start, stop, suffix))
+    with pytest.raises(ValueError, match=r"every image index of \[3, 9\) once: missing 6$"):
+        maps_io.finish(folder, files)
+    assert not (folder / maps_io.MARKER).exists()
+    maps_io.write_shard(folder, 6, 7, *_records(rng, [6]), suffix=suffix)
+    files.append(maps_io.shard_name(6, 7, suffix))
+    assert maps_io.finish(folder, files) == (3, 9)
+    assert np.array_equal(tf_signsal.read_maps(folder).index, np.arange(3, 9))
