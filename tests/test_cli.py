@@ -351,7 +351,7 @@ def test_corrupt_and_missing_model_files(capsys, tmp_path, pictures):
         path.write_bytes(content)
         status, _, err = _run(capsys, "explain", "--model", path, "--images", pictures[0],
                               "--out", out)
-        _assert_one_line_error(status, err, f"cannot load the model {path}: not a")
+        _assert_one_line_error(status, err, f"--model {path} is not a")
         assert "not found" not in err
     zipped = tmp_path / "foreign.keras"  # a zip archive, but not a Keras one
     import zipfile

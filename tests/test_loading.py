@@ -5,6 +5,7 @@ bit-identical to the original's (measured: max |difference| 0.0 for every format
 """
 
 import os
+import re
 import warnings
 
 import keras
@@ -176,7 +177,7 @@ def test_log_probabilities_of_logits_refused(served):
         ({"signature": "encoded"}, r"shape \(None, 4, 4, 3\) and type uint8.*float images"),
         ({"signature": "spatial"}, r"output 'maps'.*shape \(None, 4, 4, 4\).*"
                                    r"\(batch, classes\)"),
-        ({"custom_objects": {"Layer": keras.layers.Layer}}, "custom_objects=None"),
+        ({"custom_objects": {"Layer": keras.layers.Layer}}, "do not pass `custom_objects`"),
     ],
 )
 def test_saved_model_refusals(served, options, message):
@@ -229,3 +230,34 @@ def test_keras_file_log_probabilities(tmp_path):
         loaded = load_model(path, outputs="log_probabilities")
     images = np.random.default_rng(4).random((2, 4, 4, 3), dtype=np.float32)
     np.testing.assert_allclose(loaded(images).numpy(), np.log(model(images).numpy()), rtol=1e-6)
+
+
+def test_keras_file_content_and_classifier_refusals(tmp_path):
+    for name, content, message in [
+        ("bad.keras", b"not a zip", "is not a .keras file (a .keras file is a zip archive"),
+        ("bad.h5", b"not hdf5 at all", "is not an HDF5 file (no HDF5 signature)"),
+    ]:
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(ValueError, match=rf"`path` .*{name} {re.escape(message)}"):
+            load_model(tmp_path / name)
+    os.mkfifo(tmp_path / "pipe.keras")  # would block a reader
+    with pytest.raises(ValueError, match="pipe.keras is not a regular file"):
+        load_model(tmp_path / "pipe.keras")
+    inputs = keras.Input((8, 8, 3))
+    segmenter = keras.Model(inputs, keras.layers.Conv2D(2, 3, padding="same")(inputs))
+    segmenter.save(tmp_path / "segmenter.keras")
+    with pytest.raises(ValueError, match=r"segmenter.keras is not a classifier: its output must "
+                                         r"be \(batch, classes\), it is \(None, 8, 8, 2\)"):
+        load_model(tmp_path / "segmenter.keras")
+
+
+def test_sanity_checks_of_a_saved_model(saved):
+    """The randomisation check cannot reach a SavedModel's weights: refused, saying why;
+    the random-logit check gives the original's correlations."""
+    model, images, paths = saved
+    loaded = load_model(paths["export"])
+    with pytest.raises(ValueError, match=r"runs a SavedModel's graph \(layer "
+                                         r"'saved_model_serving_default'\).*exported from"):
+        tf_signsal.randomization_check(loaded, images)
+    assert (tf_signsal.random_logit_check(loaded, images)
+            == tf_signsal.random_logit_check(model, images))

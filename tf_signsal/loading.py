@@ -17,18 +17,20 @@ from __future__ import annotations
 
 import os
 import warnings
+import zipfile
 from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_signsal import _checks
-
-OUTPUTS = ("logits", "log_probabilities")
+from tf_signsal import _checks, _model
+from tf_signsal.vocabulary import MODEL_OUTPUTS as OUTPUTS
 
 _KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
-_EXPECTED = "a .keras file, an .h5 file, or a SavedModel directory (holding saved_model.pb)"
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+EXPECTED = "a .keras file, an .h5 file, or a SavedModel directory (holding saved_model.pb)"
+"""What `load_model` reads, as its messages (and the command line's) say it."""
 # Height and width of the probe images for a SavedModel whose input size is dynamic.
 _PROBE_SIDE = 64
 # The explanation of why probabilities are not logits, shared by the error and the warning.
@@ -94,9 +96,11 @@ def load_model(
 
     Raises:
         FileNotFoundError: `path` does not exist.
-        ValueError: `path` is not one of the formats above; the signature or output is
-            unknown (the available ones are listed), takes several inputs or non-image
-            inputs, or returns something else than (batch, classes); the output is
+        ValueError: `path` is not one of the formats above (by its name, or by its
+            content: a `.keras` file that is no zip archive, an `.h5` file without the
+            HDF5 signature); the signature or output is unknown (the available ones are
+            listed), takes several inputs or non-image inputs, or returns something else
+            than (batch, classes), and so does a Keras file's model; the output is
             probabilities and `outputs="logits"`, or is not and `outputs="log_probabilities"`.
 
     Example:
@@ -107,16 +111,16 @@ def load_model(
     outputs = _checks.one_of("outputs", outputs, OUTPUTS)
     safe_mode = _checks.boolean("safe_mode", safe_mode)
     if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"`path` must be a path ({_EXPECTED}), received {type(path).__name__}")
+        raise TypeError(f"`path` must be a path ({EXPECTED}), received {type(path).__name__}")
     path = os.fspath(path)
     if not os.path.exists(path):
-        raise FileNotFoundError(f"`path` {path} does not exist: expected {_EXPECTED}")
+        raise FileNotFoundError(f"`path` {path} does not exist: expected {EXPECTED}")
     if os.path.isdir(path):
         if custom_objects is not None:
             raise ValueError(
                 f"`custom_objects` applies to .keras and .h5 files; `path` {path} is a "
-                "SavedModel directory, whose graph needs no Python objects: pass "
-                "custom_objects=None"
+                "SavedModel directory, whose graph needs no Python objects: do not pass "
+                "`custom_objects`"
             )
         model, probabilities = _saved_model(path, signature, output)
     else:
@@ -124,6 +128,7 @@ def load_model(
         model = keras.saving.load_model(
             path, custom_objects=custom_objects, compile=False, safe_mode=safe_mode
         )
+        _check_classifier(model, path)
         # The package strips a softmax it can find in a Keras model: only an explicit
         # request for log-probabilities needs the probe.
         probabilities = outputs == "log_probabilities" and _looks_like_probabilities(model)
@@ -153,20 +158,47 @@ def _check_keras_file(path: str, signature: str, output: str | None) -> None:
             f"{os.path.dirname(path) or '.'}"
         )
     if not path.lower().endswith(_KERAS_SUFFIXES):
-        raise ValueError(f"`path` {path} is not {_EXPECTED}")
+        raise ValueError(f"`path` {path} is not {EXPECTED}")
     for name, value, default in (("signature", signature, "serving_default"),
                                  ("output", output, None)):
         if value != default:
             raise ValueError(
                 f"`{name}` applies to SavedModel directories; `path` {path} is a Keras file: "
-                f"leave {name}={default!r}, received {value!r}"
+                f"do not pass `{name}` (received {value!r})"
             )
+    # What the suffix promises, checked before Keras reads the file (whose errors on a
+    # foreign file are of many kinds and say little); a FIFO would block the reading.
+    if not os.path.isfile(path):
+        raise ValueError(f"`path` {path} is not a regular file: expected {EXPECTED}")
+    if path.lower().endswith(".keras") and not zipfile.is_zipfile(path):
+        raise ValueError(f"`path` {path} is not a .keras file (a .keras file is a zip archive; "
+                         "this one is not)")
+    if path.lower().endswith((".h5", ".hdf5")):
+        with open(path, "rb") as file:
+            if file.read(len(_HDF5_SIGNATURE)) != _HDF5_SIGNATURE:
+                raise ValueError(f"`path` {path} is not an HDF5 file (no HDF5 signature)")
+
+
+def _check_classifier(model: keras.Model, path: str) -> None:
+    """Refuse a Keras model that declares an input other than one image batch, or an
+    output other than one (batch, classes)."""
+    try:
+        _checks.model_image_shape(model)
+    except ValueError as error:
+        raise ValueError(f"`path` {path} is not an image classifier: {error}") from None
+    outputs = getattr(model, "outputs", None)
+    if outputs and (len(outputs) != 1 or len(outputs[0].shape) != 2):
+        shapes = ", ".join(str(tuple(o.shape)) for o in outputs)
+        raise ValueError(
+            f"`path` {path} is not a classifier: its output must be (batch, classes), it is "
+            f"{shapes}"
+        )
 
 
 # ----------------------------------------------------------------------------- SavedModel
 
 
-class _Signature(keras.layers.Layer):
+class _Signature(_model.SavedModelLayer):
     """One SavedModel signature as a Keras layer: a batch of images in, one output out.
 
     The SavedModel's variables stay inside its graph: the layer has no Keras weights, so
@@ -207,7 +239,7 @@ def _saved_model(path: str, signature: str, output: str | None) -> tuple[keras.M
     """(the Keras model of one signature's output, whether that output is probabilities)."""
     if not os.path.isfile(os.path.join(path, "saved_model.pb")):
         raise ValueError(f"`path` {path} is a directory without saved_model.pb: expected "
-                         f"{_EXPECTED}")
+                         f"{EXPECTED}")
     if not isinstance(signature, str):
         raise TypeError(f"`signature` must be a signature name, received {signature!r}")
     loaded = tf.saved_model.load(path)

@@ -27,3 +27,6 @@ which checks that its table matches this one): which pixels the deletion takes f
 
 DATASETS: tuple[str, ...] = ("cifar10", "imagenette")
 """The paper's datasets (data.py)."""
+
+MODEL_OUTPUTS: tuple[str, ...] = ("logits", "log_probabilities")
+"""What a loaded model's output is explained as (`load_model(outputs=...)`, loading.py)."""

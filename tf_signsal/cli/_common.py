@@ -17,10 +17,10 @@ import sys
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from tf_signsal import _checks, _io
-from tf_signsal.vocabulary import ATTRIBUTIONS
+from tf_signsal.vocabulary import ATTRIBUTIONS, MODEL_OUTPUTS
 
 PROG = "tf-signsal"
 
@@ -192,69 +192,183 @@ def out_help(command: str, names: Sequence[str]) -> str:
 
 # ----------------------------------------------------------------------------- the model
 
+# The loader's argument names, as the command line spells them.
+_MODEL_OPTIONS = {"path": "--model", "signature": "--signature", "output": "--output",
+                  "outputs": "--outputs", "custom_objects": "--custom-objects"}
 
-def load_model(path: str) -> tuple[Any, tuple[int | None, ...], int]:
-    """Load a Keras model file, check that it maps images to (batch, classes) scores, and
-    return it with its (H, W, channels) input shape and number of classes."""
-    import zipfile
 
-    import keras
+class LoadedModel(NamedTuple):
+    """What `load_model` gives a command.
 
+    Attributes:
+        model: the Keras model of `tf_signsal.load_model`.
+        shape: its (H, W, channels) input shape (H and W may be None).
+        num_classes: its number of classes.
+        value_range: the (low, high) range it is fed: --value-range, or (0.0, 1.0).
+    """
+
+    model: Any
+    shape: tuple[int | None, ...]
+    num_classes: int
+    value_range: tuple[float, float]
+
+
+def load_model(args: argparse.Namespace) -> LoadedModel:
+    """Load --model (a .keras file, an .h5 file or a SavedModel directory) with
+    `tf_signsal.load_model` and the options of `model_argument`, check that it maps images
+    to (batch, classes) scores, and check --value-range against its first layers.
+
+    Without --value-range, a model whose first layers show that it expects another range
+    than [0, 1] (e.g. a Rescaling(1/255): [0, 255]) is refused, naming the --value-range
+    to pass; with it, a contradiction is the API's warning (`tf_signsal._model`).
+    """
+    from tf_signsal import _model
+    from tf_signsal.loading import EXPECTED
+    from tf_signsal.loading import load_model as load
+
+    path = args.model
     if not os.path.lexists(path) or (os.path.islink(path) and not os.path.exists(path)):
-        raise CommandError(f"model file not found: {path}")
-    if not os.path.isfile(path):
-        raise CommandError(f"cannot load the model {path}: not a regular file")
-    reason = None
-    if path.endswith(".keras") and not zipfile.is_zipfile(path):
-        reason = "not a .keras file (a .keras file is a zip archive; this one is not)"
-    elif path.endswith((".h5", ".hdf5")):
-        with open(path, "rb") as file:
-            if file.read(8) != b"\x89HDF\r\n\x1a\n":
-                reason = "not an HDF5 file (no HDF5 signature)"
-    if reason is not None:
-        raise CommandError(f"cannot load the model {path}: {reason}")
+        raise CommandError(f"model file not found: {path} (expected {EXPECTED})")
+    objects = custom_objects(args.custom_objects)
     try:
-        model = keras.saving.load_model(path, compile=False)
-    except Exception as error:  # Keras raises many types for unreadable or foreign files
+        model = load(
+            path, signature=args.signature or "serving_default", output=args.output,
+            custom_objects=objects, outputs=args.outputs,
+        )
+    except (ValueError, TypeError, OSError) as error:  # the loader's refusals, by name
+        message = _io.one_line(error)
+        if "safe_mode" in message:  # Keras's refusal of a Lambda layer's code
+            message += (
+                "; the command line keeps safe mode on: rebuild the model with a layer "
+                "subclass (passed with --custom-objects), or, for a file you trust, load it "
+                "in Python with tf_signsal.load_model(path, safe_mode=False)"
+            )
+        message = _as_options(message)
+        if path not in message:  # Keras's own words
+            message = f"cannot load the model {path}: {message}"
+        raise CommandError(message) from error
+    except Exception as error:  # Keras and TensorFlow raise many types on foreign files
         raise CommandError(f"cannot load the model {path}: {_io.one_line(error)}") from error
-    try:
-        shape = _checks.model_image_shape(model)
-    except ValueError as error:
-        raise CommandError(
-            f"{path} is not an image classifier: {_io.one_line(error)}"
-        ) from error
-    if shape is None:
-        raise CommandError(
-            f"{path} is not an image classifier: it declares no (batch, H, W, channels) input"
-        )
+    shape = _checks.model_image_shape(model)  # checked by the loader: None or (H, W, ch)
     outputs = getattr(model, "outputs", None)
-    if not outputs or len(outputs) != 1 or len(tuple(outputs[0].shape)) != 2:
-        shapes = [tuple(o.shape) for o in outputs or []]
+    if shape is None or not outputs:
         raise CommandError(
-            f"{path} is not a classifier: its output must be (batch, classes), it is {shapes}"
+            f"{path} is not an image classifier: it declares no (batch, H, W, channels) input "
+            "and (batch, classes) output (a subclassed model saved unbuilt)"
         )
-    return model, shape, int(outputs[0].shape[-1])
+    value_range = (0.0, 1.0) if args.value_range is None else args.value_range
+    expected = _model.contradiction(model, value_range)
+    if expected is not None and args.value_range is None:
+        low, high = expected.value_range
+        raise CommandError(
+            f"the model expects pixels in [{low:g}, {high:g}] (its layer '{expected.layer}': "
+            f"{expected.reason}), and without --value-range the images are fed in [0, 1]: "
+            f"pass --value-range {low:g} {high:g}, or --value-range 0 1 to feed [0, 1] anyway"
+        )
+    return LoadedModel(model, shape, int(outputs[0].shape[-1]), value_range)
+
+
+def _as_options(message: str) -> str:
+    """A loader's message with its argument names spelled as the command line's options."""
+    message = re.sub(r"`(\w+)`", lambda m: _MODEL_OPTIONS.get(m[1], m[0]), message)
+    return re.sub(r"\boutputs='(\w+)'", r"--outputs \1", message)
+
+
+def custom_objects(specs: Sequence[str] | None) -> dict[str, Any] | None:
+    """{NAME: object} of --custom-objects MODULE:NAME ...: each MODULE imported (from the
+    current folder or sys.path; importing runs its code, and registers the classes it
+    decorates with keras.saving.register_keras_serializable), NAME taken from it."""
+    if not specs:
+        return None
+    import importlib
+
+    objects = {}
+    for spec in specs:
+        module_name, attribute = spec.split(":")
+        # The console script's sys.path lacks the current folder, which `python -m` has.
+        here = os.getcwd()
+        added = here not in sys.path and "" not in sys.path
+        if added:
+            sys.path.insert(0, here)
+        try:
+            value = importlib.import_module(module_name)
+        except Exception as error:  # the module's own code may raise anything
+            raise CommandError(
+                f"--custom-objects {spec}: cannot import {module_name}: {_io.one_line(error)}"
+            ) from error
+        finally:
+            if added:
+                sys.path.remove(here)
+        for part in attribute.split("."):
+            if not hasattr(value, part):
+                raise CommandError(f"--custom-objects {spec}: {module_name} has no {attribute}")
+            value = getattr(value, part)
+        objects[attribute.rsplit(".", 1)[-1]] = value
+    return objects
+
+
+def to_value_range(images: Any, value_range: tuple[float, float]) -> Any:
+    """[0, 1] images as the model is fed them: x * (high - low) + low, for an array, a
+    tensor or a tf.data.Dataset of images or (images, labels); unchanged for (0, 1)."""
+    low, high = value_range
+    if (low, high) == (0.0, 1.0):
+        return images
+    import tensorflow as tf
+
+    def scale(x: Any) -> Any:
+        return x * (high - low) + low
+
+    if isinstance(images, tf.data.Dataset):
+        return images.map(lambda x, *rest: (scale(x), *rest) if rest else scale(x))
+    return scale(images)
 
 
 def sha256(path: str) -> str:
-    """The SHA-256 of a file, in hex (the run record's model fingerprint)."""
+    """The run record's model fingerprint, in hex: the SHA-256 of a file; of a folder (a
+    SavedModel), of its files in sorted order of their paths relative to it ('/'-separated),
+    each as its path, a NUL byte, its size in 8 bytes (big-endian) and its content."""
     digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(2**20), b""):
-            digest.update(block)
+
+    def add(file_path: str) -> None:
+        with open(file_path, "rb") as file:
+            for block in iter(lambda: file.read(2**20), b""):
+                digest.update(block)
+
+    if not os.path.isdir(path):
+        add(path)
+        return digest.hexdigest()
+    found = []
+    for root, folders, names in os.walk(path):
+        folders.sort()
+        found += [os.path.join(root, name) for name in names]
+    for file_path in sorted(found, key=lambda p: os.path.relpath(p, path).replace(os.sep, "/")):
+        relative = os.path.relpath(file_path, path).replace(os.sep, "/")
+        digest.update(relative.encode() + b"\0" + os.path.getsize(file_path).to_bytes(8, "big"))
+        add(file_path)
     return digest.hexdigest()
 
 
-def run_record(command: str, model_path: str, num_classes: int) -> dict[str, Any]:
-    """The "run" record of a results file: the command, the model, versions and date."""
+def run_record(
+    command: str, args: argparse.Namespace, loaded: LoadedModel
+) -> dict[str, Any]:
+    """The "run" record of a results file: the command, the model (its path, fingerprint
+    and how it was loaded), its classes and the value range it was fed, versions and date."""
     from datetime import datetime, timezone
 
     from tf_signsal import report
 
+    model = {"path": os.path.abspath(args.model), "sha256": sha256(args.model)}
+    if os.path.isdir(args.model):
+        model.update(format="SavedModel", signature=args.signature or "serving_default",
+                     output=args.output)
+    else:
+        model["format"] = "Keras"
+    model.update(outputs=args.outputs, custom_objects=list(args.custom_objects or []))
     return {
         "command": command,
-        "model": {"path": os.path.abspath(model_path), "sha256": sha256(model_path)},
-        "num_classes": num_classes,
+        "model": model,
+        "num_classes": loaded.num_classes,
+        "value_range": list(loaded.value_range),
         "versions": report.versions(),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
@@ -281,9 +395,73 @@ non_negative_int = _integer_type(_checks.non_negative_int, "a non-negative integ
 seed_int = _integer_type(_checks.seed, "an integer in [0, 2**32)")
 
 
+class _ValueRange(argparse.Action):
+    """--value-range LOW HIGH, checked as the API checks value_range (usage error)."""
+
+    def __call__(
+        self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        try:
+            setattr(namespace, self.dest, _checks.value_range(values, option_string))
+        except (TypeError, ValueError) as error:
+            parser.error(str(error))
+
+
+_CUSTOM_OBJECT = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
+
+
+def _custom_object(text: str) -> str:
+    """An argparse `type=`: MODULE:NAME, both dotted Python names."""
+    if not _CUSTOM_OBJECT.fullmatch(text) or ".." in text or text.endswith("."):
+        raise argparse.ArgumentTypeError(
+            f"must be MODULE:NAME (e.g. my_layers:Doubling), received {text!r}"
+        )
+    return text
+
+
 def model_argument(parser: argparse.ArgumentParser) -> None:
-    """--model, the Keras model file every command but demo reads."""
-    parser.add_argument("--model", required=True, help="a Keras model file (.keras, .h5)")
+    """--model and how it is read (--signature, --output, --outputs, --custom-objects) and
+    fed (--value-range): every command but demo takes them."""
+    group = parser.add_argument_group("the model")
+    group.add_argument(
+        "--model", required=True, metavar="PATH",
+        help="a .keras file, an .h5 file, or a SavedModel directory (written by "
+        "model.export, tf.saved_model.save or tf-signsal export), as tf_signsal.load_model "
+        "reads them. Security: as TensorFlow's security guidance says, a SavedModel is a "
+        "program: loading one runs its graph, so a SavedModel from an untrusted source can "
+        "run any code it carries; load only SavedModels you trust. .keras and .h5 files are "
+        "loaded in Keras's safe mode (no Lambda layer's Python code)",
+    )
+    group.add_argument(
+        "--signature", metavar="NAME",
+        help="the SavedModel signature to explain (default: serving_default)",
+    )
+    group.add_argument(
+        "--output", metavar="NAME",
+        help="the signature's output to explain, e.g. logits (default: its only output)",
+    )
+    group.add_argument(
+        "--outputs", choices=MODEL_OUTPUTS, default="logits",
+        help="logits (default), or log_probabilities for a SavedModel whose output is "
+        "probabilities: their log is explained (the active and inactive maps are those of "
+        "the logits; the others are of log-probabilities)",
+    )
+    group.add_argument(
+        "--custom-objects", nargs="+", type=_custom_object, metavar="MODULE:NAME",
+        help="custom layers or functions a .keras/.h5 file needs: imports MODULE (from the "
+        "current folder or PYTHONPATH; importing runs the module's code, so name only "
+        "modules you trust) and passes its NAME to Keras as custom object NAME. Keras's safe "
+        "mode stays on",
+    )
+    group.add_argument(
+        "--value-range", nargs=2, type=float, action=_ValueRange, metavar=("LOW", "HIGH"),
+        help="the pixel range the model is fed: images are read as [0, 1] and scaled to "
+        "[LOW, HIGH], whose ends are also the black and white fills (default: 0 1). A model "
+        "whose first layers show another range (e.g. Rescaling(1/255), as in "
+        "keras.applications' EfficientNet, or ConvNeXt's Normalization: 0 255) is refused "
+        "without it",
+    )
 
 
 def attribution_argument(parser: argparse.ArgumentParser) -> None:

@@ -31,6 +31,7 @@ from tf_signsal.cli._common import (
     run_record,
     seed_int,
     telling_skipped,
+    to_value_range,
     write_record_and_figure,
 )
 from tf_signsal.vocabulary import DATASETS, FILLS, METHODS, ORDERS
@@ -368,7 +369,7 @@ def run(args: argparse.Namespace) -> None:
     from tf_signsal import data, plotting
     from tf_signsal.evaluation import AllegianceEvaluator, pair_name
 
-    model, shape, num_classes = load_model(args.model)
+    loaded = model, shape, num_classes, value_range = load_model(args)
     class_names = None
     if args.class_names is not None:
         with reading():
@@ -377,7 +378,7 @@ def run(args: argparse.Namespace) -> None:
     with reading():
         evaluator = AllegianceEvaluator(
             model, pairs=pairs, batch_size=args.batch_size, orders=args.orders,
-            attribution=args.attribution, seed=args.seed,
+            attribution=args.attribution, seed=args.seed, value_range=value_range,
         )
     with reading(RuntimeError), telling_skipped():  # RuntimeError: tfds cannot download
         chosen = evaluation_data(
@@ -389,12 +390,14 @@ def run(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     # decoding: an image file met while reading that cannot be decoded
     with reading(), decoding(args.data):
-        result = evaluator.evaluate(chosen.dataset, verbose=1, num_images=chosen.num_images)
+        result = evaluator.evaluate(
+            to_value_range(chosen.dataset, value_range), verbose=1, num_images=chosen.num_images
+        )
     seconds = time.perf_counter() - started
     print()  # ends the progress bar's line
     record = result.to_dict()
     record["data"] = chosen.record
-    record["run"] = run_record("evaluate", args.model, num_classes)
+    record["run"] = run_record("evaluate", args, loaded)
     record["run"]["parameters"] = {
         "pairs": [pair_name(pair) for pair in evaluator.pairs],
         "fractions": list(evaluator.fractions), "batch_size": args.batch_size,

@@ -21,6 +21,7 @@ from tf_signsal.cli._common import (
     prepare_out,
     reading,
     telling_skipped,
+    to_value_range,
     write_out,
 )
 from tf_signsal.vocabulary import DATASETS, METHODS
@@ -117,7 +118,7 @@ def run(args: argparse.Namespace) -> None:
         files = data.image_files(args.images)
     names = _outputs(len(files))
     earlier = prepare_out(args, "explain", names, _OWN)
-    model, shape, num_classes = load_model(args.model)
+    model, shape, num_classes, value_range = load_model(args)
     class_names = _class_names(args, num_classes)
     methods = args.methods
     if methods is None:
@@ -139,12 +140,13 @@ def run(args: argparse.Namespace) -> None:
     from tf_signsal.maps import SignedSaliency
 
     with reading():
-        explanation = SignedSaliency(model, attribution=args.attribution).explain(
-            images, targets, methods, batch_size=args.batch_size
-        )
+        explanation = SignedSaliency(
+            model, attribution=args.attribution, value_range=value_range
+        ).explain(to_value_range(images, value_range), targets, methods,
+                  batch_size=args.batch_size)
     (written, predictions), stale = write_out(
         args.out, "explain", names, earlier, lambda folder: _write_explanation(
-            folder, files, images, explanation, targets is not None, class_names
+            folder, files, images, explanation, targets is not None, class_names, value_range
         ),
     )
     print(f"explained {len(files)} images ({', '.join(methods)}):")
@@ -164,10 +166,12 @@ def _write_explanation(
     explanation: Any,
     chosen: bool,
     class_names: Sequence[str] | None,
+    value_range: tuple[float, float],
 ) -> tuple[list[str], list[tuple[int, str]]]:
     """maps.npz, and per eight images a PNG grid (with a colour bar) and the maps over their
     images, in `out`; return the paths written and each image's prediction (index, name or
-    ""). `chosen`: the targets were given."""
+    ""). `chosen`: the targets were given. `images` are as read, in [0, 1]; the model was
+    fed them scaled to `value_range`, which maps.npz records."""
     import numpy as np
 
     from tf_signsal import plotting
@@ -179,7 +183,7 @@ def _write_explanation(
     buffer = io.BytesIO()
     np.savez_compressed(
         buffer, files=np.array(files), images=images, logits=logits,
-        predictions=predictions, targets=targets, **maps,
+        predictions=predictions, targets=targets, value_range=np.array(value_range), **maps,
     )
     written = [os.path.join(out, "maps.npz")]
     _io.write_atomic(written[0], buffer.getvalue())

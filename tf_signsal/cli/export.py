@@ -48,11 +48,11 @@ def run(args: argparse.Namespace) -> None:
         raise CommandError(f"--out {args.out} already exists: give --overwrite to replace it")
     from tf_signsal import serving
 
-    model, _, _ = load_model(args.model)
+    model, _, _, value_range = load_model(args)
     with reading():
         path = serving.export(
             model, args.out, jacobian=args.jacobian, overwrite=args.overwrite,
-            protect=(args.model,), attribution=args.attribution,
+            protect=(args.model,), attribution=args.attribution, value_range=value_range,
         )
     print(f"SavedModel with signatures serving_default and explain: {path}")
     print(f"inspect it with: saved_model_cli show --all --dir {path}")

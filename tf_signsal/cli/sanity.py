@@ -6,6 +6,7 @@ import argparse
 
 from tf_signsal.cli._common import (
     PROG,
+    CommandError,
     attribution_argument,
     load_model,
     out_help,
@@ -16,6 +17,7 @@ from tf_signsal.cli._common import (
     run_record,
     seed_int,
     telling_skipped,
+    to_value_range,
     write_record_and_figure,
 )
 from tf_signsal.cli.evaluate import (
@@ -69,27 +71,32 @@ def run(args: argparse.Namespace) -> None:
     prepare_out(args, "sanity", inputs=data_inputs(args))
     check_data(args)
     earlier = prepare_out(args, "sanity", OUTPUTS, outputs_pattern(OUTPUTS))
-    from tf_signsal import plotting
+    from tf_signsal import _model, plotting
     from tf_signsal._data import batches
     from tf_signsal.evaluation import random_logit_check, randomization_check
 
-    model, shape, num_classes = load_model(args.model)
+    loaded = model, shape, num_classes, value_range = load_model(args)
+    refusal = _model.copy_refusal(model)  # before the data is read
+    if refusal is not None:
+        raise CommandError(f"cannot run the randomisation check of {args.model}: {refusal}")
     with reading(RuntimeError), telling_skipped(), decoding(args.data):
         chosen = evaluation_data(
             args.data, shape, num_classes, split=args.split, data_dir=args.data_dir,
             limit=args.limit, seed=args.seed, batch_size=args.limit,
         )
         images = batches(chosen.dataset, name="data", what="sanity-check").stack().images
+        images = to_value_range(images, value_range)
     print(chosen.description)
     with reading():
         check = randomization_check(
             model, images, methods=args.methods, cascade=not args.independent, seed=args.seed,
-            attribution=args.attribution,
+            attribution=args.attribution, value_range=value_range,
         )
         logit = random_logit_check(
-            model, images, methods=args.methods, seed=args.seed, attribution=args.attribution
+            model, images, methods=args.methods, seed=args.seed, attribution=args.attribution,
+            value_range=value_range,
         )
-    run = run_record("sanity", args.model, num_classes)
+    run = run_record("sanity", args, loaded)
     run["attribution"] = args.attribution
     record = {
         "randomization": check.to_dict(),
