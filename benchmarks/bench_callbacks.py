@@ -97,8 +97,9 @@ def main() -> None:
     )
     log_dir = tempfile.mkdtemp(prefix="bench_callbacks_")
     maps = Timed(
-        SaliencyMapsCallback(
-            probe, log_dir, labels=probe_labels, class_names=data.class_names("cifar10")
+        SaliencyMapsCallback(  # each round's fit logs its epochs again: overwrite=True
+            probe, log_dir, labels=probe_labels, class_names=data.class_names("cifar10"),
+            overwrite=True,
         )
     )
     allegiance = Timed(AllegianceCallback((x_test, y_test), batch_size=BATCH))

@@ -49,17 +49,43 @@ _IO_ERRORS = (OSError, tf.errors.OpError)
 # The callbacks' files, one per logged epoch: written here, read back by `read_map_log`.
 EPOCH_FILE = "epoch_{epoch:04d}.{ext}"
 """The file name of one logged epoch: `epoch_0003.npz`, `epoch_0003.png`, `epoch_0003.json`."""
-_EPOCH_PATTERN = re.compile(r"epoch_(\d+)\.npz$")
+_EPOCH_PATTERN = re.compile(r"epoch_(\d+)\.(\w+)$")
+
+
+def _epoch_files(folder: str, extensions: Sequence[str]) -> list[tuple[int, str]]:
+    """The (epoch, path) pairs of the `EPOCH_FILE`s of `extensions` in `folder`, by epoch."""
+    found = []
+    for path in glob.glob(os.path.join(folder, "epoch_*.*")):
+        match = _EPOCH_PATTERN.search(os.path.basename(path))
+        if match and match.group(2) in extensions:
+            found.append((int(match.group(1)), path))
+    return sorted(found)
 
 
 def logged_epochs(log_dir: str | os.PathLike) -> list[tuple[int, str]]:
     """The (epoch, npz path) pairs that `SaliencyMapsCallback` wrote in `log_dir`, by epoch."""
-    found = []
-    for path in glob.glob(os.path.join(os.fspath(log_dir), "epoch_*.npz")):
-        match = _EPOCH_PATTERN.search(os.path.basename(path))
-        if match:
-            found.append((int(match.group(1)), path))
-    return sorted(found)
+    return _epoch_files(os.fspath(log_dir), ("npz",))
+
+
+def _check_earlier_run(
+    callback: str, option: str, folder: str, extensions: Sequence[str], first: int,
+    overwrite: bool,
+) -> None:
+    """At the start of a `fit` whose first epoch is `first` (its `initial_epoch`): let it
+    continue the epoch files an earlier run left in `folder` (none past `first`), remove
+    them when it would write over them and `overwrite`, else refuse (FileExistsError)."""
+    found = _epoch_files(folder, extensions)
+    if not found or first >= found[-1][0]:
+        return
+    if not overwrite:
+        raise FileExistsError(
+            f"{callback}: `{option}` {folder} holds the epoch files of an earlier run (epochs "
+            f"{found[0][0]} to {found[-1][0]}), and this fit starts at epoch {first}: it would "
+            f"write over them. Pass a new `{option}`, overwrite=True to replace that run, or "
+            f"initial_epoch={found[-1][0]} to `fit` to continue it"
+        )
+    for _, path in found:
+        os.remove(path)
 
 
 class MapLog(NamedTuple):
@@ -171,8 +197,14 @@ class SaliencyMapsCallback(keras.callbacks.Callback):
     variables, so each logged epoch shows that epoch's weights.
 
     When `fit` starts at `initial_epoch=k`, the "before training" maps are
-    written as epoch k. A second `fit` that starts again at epoch 0 overwrites
-    the files of the epochs it logs again.
+    written as epoch k (unless `log_dir` holds epoch k already).
+
+    A second `fit` into the same `log_dir` never writes over the png and npz
+    files of the first silently: it continues them when it resumes where they
+    end (`initial_epoch` at least their last epoch, e.g. `fit(..., epochs=10,
+    initial_epoch=5)` after 5 epochs), and otherwise raises FileExistsError
+    before its first step, unless `overwrite=True`, which removes them first.
+    TensorBoard events go to a new file per `fit`, as Keras's TensorBoard does.
 
     Args:
         images: the probe batch, float (B, H, W, ch) in the model's input range,
@@ -195,6 +227,8 @@ class SaliencyMapsCallback(keras.callbacks.Callback):
             named baselines).
         overlay: draw the png's maps over their images (`plotting.plot_overlays`)
             rather than beside them.
+        overwrite: let a `fit` that does not continue the epoch files already in
+            `log_dir` remove them (see above); by default it is refused.
 
     Example:
         >>> maps_cb = SaliencyMapsCallback(x_test[:8], "logs/maps", labels=y_test[:8],
@@ -216,11 +250,13 @@ class SaliencyMapsCallback(keras.callbacks.Callback):
         attribution: str | Attribution = "gradient",
         value_range: tuple[float, float] = (0.0, 1.0),
         overlay: bool = False,
+        overwrite: bool = False,
     ):
         super().__init__()
         self.value_range = _checks.value_range(value_range)
         self.attribution = as_attribution(attribution, self.value_range)
         self.overlay = _checks.boolean("overlay", overlay)
+        self.overwrite = _checks.boolean("overwrite", overwrite)
         # Read as every consumer reads images (`_data`): an array, or (images, labels).
         probe = _data.batches(images, name="images", what="log", allow_empty=True).stack()
         if probe.labels is not None:
@@ -267,7 +303,14 @@ class SaliencyMapsCallback(keras.callbacks.Callback):
         # Logged here rather than in on_train_begin to know `initial_epoch`.
         if self._log_before_training:
             self._log_before_training = False
-            self.log_epoch(epoch)
+            files = ("png", "npz")
+            if set(files) & set(self.formats):
+                _check_earlier_run(
+                    type(self).__name__, "log_dir", self.log_dir, files, epoch, self.overwrite
+                )
+            # A resumed run's epoch k is logged already: the earlier run's is kept.
+            if epoch not in {e for e, _ in _epoch_files(self.log_dir, files)}:
+                self.log_epoch(epoch)
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every_n_epochs == 0:
@@ -406,7 +449,11 @@ class AllegianceCallback(keras.callbacks.Callback):
         prefix: prefix of the log keys.
         save_dir: optional folder for each evaluated epoch's full curves, as
             `AllegianceResult` JSON (`epoch_0003.json`), written atomically; an
-            I/O error gives a `RuntimeWarning` and training goes on.
+            I/O error gives a `RuntimeWarning` and training goes on. A second
+            `fit` never writes over the files of the first silently: it continues
+            them when it resumes where they end (`initial_epoch` at least their
+            last epoch), and otherwise raises FileExistsError before its first
+            step, unless `overwrite=True`.
         batch_size: images per saliency pass for array data.
         value_range: (black, white), the ends of the model's input range.
         attribution: what the maps are of (see `SignedSaliency`): "gradient"
@@ -415,6 +462,8 @@ class AllegianceCallback(keras.callbacks.Callback):
         protocol: a `DeletionProtocol` to evaluate (its fractions, pairs, orders,
             value range and seed) instead of `pairs`, `fractions` and
             `value_range`; the logs hold MoRF's AUCs.
+        overwrite: let a `fit` that does not continue the epoch files already in
+            `save_dir` remove them first; by default it is refused.
 
     Attributes:
         results: {epoch: AllegianceResult} of the evaluated epochs (1-based).
@@ -444,8 +493,10 @@ class AllegianceCallback(keras.callbacks.Callback):
         value_range: tuple[float, float] = (0.0, 1.0),
         attribution: str | Attribution = "gradient",
         protocol: DeletionProtocol | None = None,
+        overwrite: bool = False,
     ):
         super().__init__()
+        self.overwrite = _checks.boolean("overwrite", overwrite)
         if isinstance(data, tf.data.Dataset):  # evaluated every time: it must end
             _checks.finite_dataset(data, "data")
         self.data = data
@@ -498,6 +549,12 @@ class AllegianceCallback(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self._first_epoch = True
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._first_epoch and self.save_dir is not None:  # `initial_epoch` is known here
+            _check_earlier_run(
+                type(self).__name__, "save_dir", self.save_dir, ("json",), epoch, self.overwrite
+            )
 
     def on_epoch_end(self, epoch, logs=None):
         first, self._first_epoch = self._first_epoch, False
