@@ -19,6 +19,7 @@ evaluation, plotting, cli, data) places every module under it. Three checks:
 from __future__ import annotations
 
 import ast
+import importlib.util
 import json
 import os
 import pkgutil
@@ -48,6 +49,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "evaluation": ("tf_signsal.evaluation",),
     "applications": (
         "tf_signsal.__main__",
+        "tf_signsal.beam",  # the [beam] extra: Apache Beam imported with the module
         "tf_signsal.callbacks",
         "tf_signsal.cli",
         "tf_signsal.data",
@@ -92,7 +94,10 @@ WITHOUT_TENSORFLOW: tuple[str, ...] = (
 
 #: Modules that do something when imported (`python -m tf_signsal` runs the command line):
 #: checked statically only.
-NOT_IMPORTED = ("tf_signsal.__main__",)
+NOT_IMPORTED = ("tf_signsal.__main__",) + (
+    # tf_signsal.beam subclasses Beam's classes: it imports only where the [beam] extra is
+    () if importlib.util.find_spec("apache_beam") else ("tf_signsal.beam",)
+)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE_DIR = os.path.join(ROOT, "tf_signsal")
