@@ -128,6 +128,27 @@ def test_value_range_evaluate_is_recorded_and_matches_the_api(capsys, tmp_path, 
         assert record["auc"][pair_name(pair)] == pytest.approx(expected.auc[pair], abs=1e-12)
 
 
+def test_value_range_sanity_matches_the_api(capsys, tmp_path, rescaled_file, pictures):
+    from tf_signsal import data
+    from tf_signsal.evaluation import RandomizationResult, random_logit_check, randomization_check
+
+    folder, _, images = pictures
+    out = tmp_path / "sanity"
+    status, _, err = _run(capsys, "sanity", "--model", rescaled_file, "--data", folder,
+                          "--limit", "4", "--methods", "positive", "--out", out,
+                          "--value-range", "0", "255")
+    assert status == 0, err
+    record = json.loads((out / "sanity.json").read_text())
+    assert record["run"]["value_range"] == [0.0, 255.0]
+    # The fixture's sorted paths are its order: class_0 holds images 0-2, class_1 3-5.
+    chosen = images[data.balanced_subset(np.array([0, 0, 0, 1, 1, 1]), 4, seed=0)] * 255
+    model = keras.saving.load_model(rescaled_file)
+    assert RandomizationResult.from_dict(record["randomization"]) == randomization_check(
+        model, chosen, methods=["positive"], value_range=(0, 255))
+    assert record["random_logit"] == pytest.approx(random_logit_check(
+        model, chosen, methods=["positive"], value_range=(0, 255)), abs=1e-12)
+
+
 def test_an_explicit_contradicting_value_range_warns_and_runs(capsys, tmp_path, rescaled_file,
                                                               pictures):
     with pytest.warns(UserWarning, match=r"value_range \(0, 1\) is not what `model` expects.*"

@@ -261,3 +261,7 @@ def test_sanity_checks_of_a_saved_model(saved):
         tf_signsal.randomization_check(loaded, images)
     assert (tf_signsal.random_logit_check(loaded, images)
             == tf_signsal.random_logit_check(model, images))
+    wrapped = keras.Sequential([keras.Input((8, 8, 3)),  # Keras's own SavedModel layer
+                                keras.layers.TFSMLayer(paths["export"], call_endpoint="serve")])
+    with pytest.raises(ValueError, match=r"runs a SavedModel's graph \(layer 'tfsm_layer"):
+        tf_signsal.randomization_check(wrapped, images)
