@@ -67,6 +67,14 @@ def load_model(
     which allows the Python code of `Lambda` layers to be deserialized (and run): only for
     files you trust.
 
+    Pixel range: a Keras file's first layers show the range the model expects (a
+    `Rescaling(1/255)` takes [0, 255]; `SignedSaliency` and the evaluator warn when their
+    `value_range` contradicts it), but a SavedModel's graph shows no layers: pass the
+    `value_range` the model was exported for (for a keras.applications EfficientNet or
+    ConvNeXt, (0, 255)).
+    Loaded from a SavedModel, the model has no Keras weights: the randomisation sanity
+    check refuses it (run it on the Keras model it was exported from).
+
     A SavedModel's output that is probabilities (a softmax inside the graph, detected by
     the output's name or by outputs that are non-negative and sum to 1 on probe images)
     cannot have its softmax stripped, and is refused with `outputs="logits"`. With
