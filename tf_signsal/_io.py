@@ -147,7 +147,8 @@ def check_output_path(
         FileExistsError: `path` exists and is not a folder.
         FileNotFoundError: `path` or a parent is a broken symbolic link.
         NotADirectoryError: a parent of `path` is a file.
-        PermissionError: the nearest existing parent cannot be written.
+        PermissionError: the nearest existing parent, or the folder of `path` (where a run
+            is written before it moves in), cannot be written.
         ValueError: `path` is or lies inside a folder of `inputs`.
     """
     shown = os.fspath(path)
@@ -161,8 +162,10 @@ def check_output_path(
         parent = os.path.dirname(parent)
     if not os.path.isdir(parent):
         raise NotADirectoryError(f"{option} {shown}: {parent} is a file, not a folder")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise PermissionError(f"{option} {shown}: {parent} cannot be written")
+    beside = os.path.dirname(os.path.realpath(path))  # where a run is written first
+    for folder in (parent, beside):
+        if os.path.isdir(folder) and not os.access(folder, os.W_OK | os.X_OK):
+            raise PermissionError(f"{option} {shown}: {folder} cannot be written")
     where = os.path.realpath(path)
     for input_option, folder in inputs:
         if not os.path.isdir(folder):
@@ -290,9 +293,8 @@ def locked_output_folder(
     tell: Callable[[str], None] | None = None,
 ) -> Iterator[None]:
     """Hold the lock of the output folder `path` (checked by `check_output_path`) while the
-    block runs; within it, a nested call for the same folder shares the lock.
-
-    Taking it removes what runs killed while writing in `path` left beside it.
+    block runs (a nested call for the same folder shares it); once taken, remove what runs
+    killed while writing in `path` left beside it.
 
     Args:
         path: the output folder (need not exist; its missing parents are created, and
@@ -379,8 +381,7 @@ def _acquire(lock: str, command: str, shown: str, tell: Callable[[str], None]) -
             raise
         finally:
             os.close(descriptor)
-    raise FileExistsError(f"{shown}: could not take its lock {lock}, which other runs keep "
-                          "taking: try again")
+    raise FileExistsError(f"{shown}: other runs keep taking its lock {lock}: try again")
 
 
 def _holder(lock: str) -> tuple[dict[str, Any] | None, os.stat_result | None]:
@@ -393,11 +394,11 @@ def _holder(lock: str) -> tuple[dict[str, Any] | None, os.stat_result | None]:
         return None, None
     try:
         holder = json.loads(text)
-        valid = (isinstance(holder["pid"], int) and holder["pid"] > 0
-                 and isinstance(holder["host"], str))
+        if isinstance(holder["pid"], int) and holder["pid"] > 0 and isinstance(holder["host"], str):
+            return holder, status
     except (ValueError, TypeError, KeyError):
-        valid = False
-    return (holder if valid else None), status
+        pass
+    return None, status
 
 
 def _alive(holder: dict[str, Any]) -> bool:
