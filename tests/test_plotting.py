@@ -390,7 +390,10 @@ def test_plot_signed_draws_the_signed_view(images, gradient):
         assert shown.get_clim() == (-1.0, 1.0)
         assert shown.get_cmap().name == "RdBu_r"
         scale = np.abs(positive[r] - negative[r]).max()
-        assert axes[2 * r + 1].get_title() == f"{'abc'[r]}\nmax |.| = {scale:.3g}"
+        # The row's title left of its image, the map's scale under the map.
+        assert [t.get_text() for t in axes[2 * r].texts] == ["abc"[r]]
+        assert [t.get_text() for t in axes[2 * r + 1].texts] == [f"max |map| = {scale:.3g}"]
+    assert [axes[0].get_title(), axes[1].get_title()] == ["image", "signed map"]
     bar = _colorbar_of(axes[-1])
     assert (bar.vmin, bar.vmax) == (-1.0, 1.0)
     assert list(bar.get_ticks()) == [-1.0, -0.5, 0.0, 0.5, 1.0]

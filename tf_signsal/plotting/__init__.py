@@ -6,9 +6,19 @@ signed view, colour bars, deletion curves and a map's evolution in training.
 - `signed_view` / `plot_signed`: positive attribution red, negative blue, in one
   picture, from the raw (`normalize=False`) positive and negative maps.
 - `add_colorbar`: the colour bar of any of the pictures above.
-- `plot_curves` (allegiance curves from names and arrays; `plot_allegiance` draws
-  an `AllegianceResult` with it), `plot_randomization`, `plot_map_evolution`:
-  curves and logs.
+- `allegiance_figures`: the figures of a deletion benchmark, as `tf-signsal evaluate`
+  writes them: `plot_order_curves` per order (a panel per fill, AUC in the legends)
+  and `plot_srg` (the SRG bars) when MoRF and LeRF both ran.
+- `plot_curves` (allegiance curves in one axes, from names and arrays;
+  `plot_allegiance` draws an `AllegianceResult` with it), `plot_randomization`,
+  `plot_map_evolution`: curves and logs.
+
+Every grid of pictures (`plot_maps_grid`, `plot_overlays`, `plot_signed`,
+`plot_map_evolution`) keeps its pictures at `cell_size` inches whatever the number of
+rows and columns, wraps its labels to the room they have (a label too long even so is
+shortened, and given in full in a caption), and has one colour bar of a fixed size:
+no text overlaps another or leaves the figure. The command line, the callbacks and
+the demo's report draw their figures with these functions.
 
 Plotting takes plain arrays and mappings (and tensors) and imports nothing from
 `tf_signsal.evaluation`: `AllegianceResult.plot` is the one link between the two, and
@@ -22,7 +32,7 @@ figure with `save_figure`, which never leaves a half-written file.
     _common.py   checks, titles, colormaps, the colour bar, the atomic save
     _grids.py    map grids: Fig. 1, overlays, a map across epochs
     _signed.py   the signed view
-    _curves.py   allegiance curves, randomisation curves
+    _curves.py   allegiance curves (one axes; a figure per order), SRG bars, randomisation
 """
 
 from __future__ import annotations
@@ -31,21 +41,31 @@ import warnings
 from typing import Any
 
 from tf_signsal.plotting._common import add_colorbar, class_label, prediction_titles, save_figure
-from tf_signsal.plotting._curves import plot_allegiance, plot_curves, plot_randomization
+from tf_signsal.plotting._curves import (
+    allegiance_figures,
+    plot_allegiance,
+    plot_curves,
+    plot_order_curves,
+    plot_randomization,
+    plot_srg,
+)
 from tf_signsal.plotting._grids import overlay, plot_map_evolution, plot_maps_grid, plot_overlays
 from tf_signsal.plotting._signed import plot_signed, signed_view
 
 __all__ = [
     "add_colorbar",
+    "allegiance_figures",
     "class_label",
     "overlay",
     "plot_allegiance",
     "plot_curves",
     "plot_map_evolution",
     "plot_maps_grid",
+    "plot_order_curves",
     "plot_overlays",
     "plot_randomization",
     "plot_signed",
+    "plot_srg",
     "prediction_titles",
     "save_figure",
     "signed_view",

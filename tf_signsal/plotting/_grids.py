@@ -9,6 +9,7 @@ from typing import Any
 import matplotlib.image
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.transforms import blended_transform_factory
 
 from tf_signsal import _checks
 from tf_signsal.plotting._common import (
@@ -17,9 +18,8 @@ from tf_signsal.plotting._common import (
     _check_maps,
     _check_titles,
     _colormap,
-    _show,
+    _frame,
     _to_numpy,
-    add_colorbar,
     class_label,
 )
 from tf_signsal.vocabulary import METHODS
@@ -55,12 +55,15 @@ def plot_maps_grid(
             draw the maps only.
         maps: dict method -> (B, H, W) maps, as `SignedSaliency.explain` returns.
         methods: which maps to draw, in column order; each must be in `maps`.
-        titles: optional one title per row (see `prediction_titles`).
+        titles: optional one title per row, written left of it and wrapped to
+            ~25 characters a line (see `prediction_titles`); a title too long for
+            its row is shortened with "…" and given in full in a caption below.
         normalized: True for maps in [0, 1], drawn with vmin 0 and vmax 1 so
             that colours compare across maps; False scales each map to its own
             range (for raw gradients).
         cmap: matplotlib colormap of the maps (the paper uses "hot").
-        cell_size: size in inches of one image.
+        cell_size: size in inches of one image: the figure grows with the rows
+            and columns, so that every picture keeps this size.
         suptitle: optional title of the whole figure.
         colorbar: add one colour bar, [0, 1], at the right of the maps (it
             holds for every map: all are drawn with the same limits).
@@ -94,37 +97,25 @@ def plot_maps_grid(
         shown = _shown_maps(arrays[method], normalized)
         columns.append((method, _stack(shown, gap), {"cmap": colormap, "vmin": 0.0, "vmax": 1.0}))
 
-    left, top = (0.55 if titles is not None else 0.1), (0.6 if suptitle else 0.35)
-    right = 0.75 if colorbar else 0.1  # room for the bar and its tick labels
-    width, height = cell_size * len(columns) + left + right, cell_size * rows + top + 0.1
-    figure = Figure(figsize=(width, height))
-    figure.subplots_adjust(
-        left=left / width,
-        right=1 - right / width,
-        top=1 - top / height,
-        bottom=0.1 / height,
-        wspace=0.06,
+    frame = _frame(
+        rows, len(columns), cell_size, labels=titles, headers=[c[0] for c in columns],
+        suptitle=suptitle, row_gap=cell_size * gap / shape[1],
+        bar_label=("normalised map" if normalized else "map, min-max per image")
+        if colorbar else None,
     )
-    axes = figure.subplots(1, len(columns), squeeze=False)[0]
-    for axis, (header, picture, style) in zip(axes, columns):
-        _show(axis, picture, header, 9, **style)
+    axes = []
+    for index, (_, picture, style) in enumerate(columns):
+        axes.append(frame.add_cell(0, index, rows=rows))
+        axes[-1].imshow(picture, interpolation="nearest", **style)
+        frame.header(axes[-1], index)
     if titles is not None:
-        for row, title in enumerate(titles):
-            centre = row * (shape[1] + gap) + shape[1] / 2
-            axes[0].text(
-                -0.04 * shape[2], centre, title, rotation=90, ha="right", va="center", fontsize=8
-            )
+        # Each label at its row's centre, in the first column's pixels.
+        rows_of = blended_transform_factory(axes[0].transAxes, axes[0].transData)
+        for row in range(rows):
+            frame.label(axes[0], row, row * (shape[1] + gap) + shape[1] / 2, rows_of)
     if colorbar:
-        # As tall as the pictures: the axes box minus the aspect's spare room.
-        bar_height = min(1.0, cell_size * rows / (height - top - 0.1))
-        low = 0.1 / height + (1 - bar_height) * (1 - (top + 0.1) / height) / 2
-        span = bar_height * (1 - (top + 0.1) / height)
-        cax = figure.add_axes((1 - (right - 0.12) / width, low, 0.12 / width, span))
-        add_colorbar(axes[-1].images[0], cax=cax, label="normalised map" if normalized else
-                     "map, min-max per image")
-    if suptitle:
-        figure.suptitle(suptitle, fontsize=10, y=1 - 0.1 / height, va="top")
-    return figure
+        frame.colorbar(axes[-1].images[0])
+    return frame.figure
 
 
 def overlay(
@@ -208,7 +199,8 @@ def plot_overlays(
         images: (B, H, W, ch) images in [0, 1] (array or tensor).
         maps: dict method -> (B, H, W) maps, as `SignedSaliency.explain` returns.
         methods: which maps to draw, in column order; each must be in `maps`.
-        titles: optional one title per row (see `prediction_titles`).
+        titles: optional one title per row, left of it (wrapped as in
+            `plot_maps_grid`).
         alpha: opacity of the maps, in [0, 1].
         cmap: matplotlib colormap of the maps.
         colorbar: add one colour bar, [0, 1], at the right of the figure.
@@ -235,30 +227,27 @@ def plot_overlays(
     colorbar = _checks.boolean("colorbar", colorbar)
     shown = {m: _shown_maps(arrays[m], normalized) for m in methods}
 
-    rows, columns = shape[0], len(methods) + 1
-    figure = Figure(
-        figsize=(cell_size * columns + (0.9 if colorbar else 0.3), cell_size * rows + 0.5),
-        layout="constrained",
+    rows = shape[0]
+    frame = _frame(
+        rows, len(methods) + 1, cell_size, labels=titles, headers=["image", *methods],
+        suptitle=suptitle, bar_label="normalised map" if colorbar else None,
     )
-    axes = figure.subplots(rows, columns, squeeze=False)
     gray = {"cmap": "gray", "vmin": 0.0, "vmax": 1.0} if pictures.shape[-1] == 1 else {}
     last = None
     for row in range(rows):
-        _show(axes[row, 0], _as_picture(pictures[row]), "image" if row == 0 else "", 9, **gray)
-        if titles is not None:
-            axes[row, 0].text(
-                -0.06, 0.5, titles[row], rotation=90, ha="right", va="center", fontsize=8,
-                transform=axes[row, 0].transAxes,
-            )
+        axis = frame.add_cell(row, 0)
+        axis.imshow(_as_picture(pictures[row]), interpolation="nearest", **gray)
+        frame.label(axis, row)
+        if row == 0:
+            frame.header(axis, 0)
         for column, method in enumerate(methods, start=1):
-            last = overlay(axes[row, column], pictures[row], shown[method][row], alpha, colormap)
+            axis = frame.add_cell(row, column)
+            last = overlay(axis, pictures[row], shown[method][row], alpha, colormap)
             if row == 0:
-                axes[row, column].set_title(method, fontsize=9)
+                frame.header(axis, column)
     if colorbar:
-        add_colorbar(last, ax=axes, label="normalised map", shrink=min(1.0, 0.3 + 0.2 * rows))
-    if suptitle:
-        figure.suptitle(suptitle, fontsize=10)
-    return figure
+        frame.colorbar(last)
+    return frame.figure
 
 
 def _stack(pictures: np.ndarray, gap: int, fill: float = np.nan) -> np.ndarray:
@@ -311,14 +300,23 @@ def plot_map_evolution(
     log = read_map_log(log_dir, image_index, method)
     frames = list(zip(log.epochs, log.maps, log.predictions))
     image, class_names = log.image, log.class_names
-    columns = len(frames) + (image is not None)
-    figure = Figure(figsize=(cell_size * columns + 0.4, cell_size + 0.8), layout="constrained")
-    axes = list(figure.subplots(1, columns, squeeze=False)[0])
+    headers = ["image"] * (image is not None) + [
+        f"epoch {epoch}\npred: {class_label(predicted, class_names)}"
+        for epoch, _, predicted in frames
+    ]
+    frame = _frame(
+        1, len(headers), cell_size, headers=headers,
+        suptitle=f"{method} map of image {image_index}",
+    )
+    column = 0
     if image is not None:
         # A one-channel image in true gray, as in `plot_maps_grid` (not stretched to its range).
-        _show(axes.pop(0), _as_picture(image), "image", 9, cmap="gray", vmin=0.0, vmax=1.0)
-    for axis, (epoch, saliency, predicted) in zip(axes, frames):
-        title = f"epoch {epoch}\npred: {class_label(predicted, class_names)}"
-        _show(axis, saliency, title, 8, cmap=cmap, vmin=0.0, vmax=1.0)
-    figure.suptitle(f"{method} map of image {image_index}", fontsize=10)
-    return figure
+        axis = frame.add_cell(0, 0)
+        axis.imshow(_as_picture(image), interpolation="nearest", cmap="gray", vmin=0.0, vmax=1.0)
+        frame.header(axis, 0)
+        column = 1
+    for index, (_, saliency, _) in enumerate(frames, start=column):
+        axis = frame.add_cell(0, index)
+        axis.imshow(saliency, interpolation="nearest", cmap=cmap, vmin=0.0, vmax=1.0)
+        frame.header(axis, index)
+    return frame.figure

@@ -14,11 +14,14 @@ from tf_signsal.plotting._common import (
     _check_images,
     _check_titles,
     _colormap,
-    _show,
+    _frame,
     _to_numpy,
-    add_colorbar,
 )
 from tf_signsal.plotting._grids import overlay
+
+SCALE_LABEL = "signed map / max |map| of its image"
+"""The colour bar's label: each image's signed map is divided by its largest magnitude,
+given under it ("max |map| = ...")."""
 
 
 def signed_view(positive: Any, negative: Any = None) -> np.ndarray:
@@ -94,7 +97,8 @@ def plot_signed(
     (vmin -1, vmax 1): red where the explained class's logit rises with the
     pixel, blue where it falls, white where neither, the deepest colour at each
     image's strongest attribution. The colour bar runs from -1 to 1 in units of
-    that per-image maximum, which each row's title gives ("max |.| = ...").
+    that per-image maximum, which is written under each map ("max |map| = ...").
+    Row titles are wrapped to fit beside their row (see `plot_maps_grid`).
 
     Args:
         images: (B, H, W, ch) images in [0, 1], or None to draw the maps only.
@@ -102,7 +106,7 @@ def plot_signed(
             normalize=False)["positive"]`); or, with `negative` None, signed
             (B, H, W) maps such as a gradient summed over channels.
         negative: (B, H, W) raw negative maps (`...["negative"]`), or None.
-        titles: optional one title per row (see `prediction_titles`).
+        titles: optional one title per row, left of it (see `prediction_titles`).
         cmap: a diverging matplotlib colormap, red for positive ("RdBu_r",
             "bwr", "seismic").
         colorbar: add the colour bar, [-1, 1], at the right.
@@ -140,32 +144,34 @@ def plot_signed(
         if images is None:
             raise ValueError("`alpha` draws the signed map over the images: give `images`")
 
-    columns = 1 + (images is not None and alpha is None)
-    figure = Figure(
-        figsize=(cell_size * columns + (1.0 if colorbar else 0.4), cell_size * rows + 0.6),
-        layout="constrained",
+    headers = ["signed map over the image" if alpha is not None else "signed map"]
+    if images is not None and alpha is None:
+        headers.insert(0, "image")
+    frame = _frame(
+        rows, len(headers), cell_size, labels=titles, headers=headers, suptitle=suptitle,
+        bar_label=SCALE_LABEL if colorbar else None, note_lines=1,
     )
-    axes = figure.subplots(rows, columns, squeeze=False)
     shown = None
     for row in range(rows):
-        scale = f"max |.| = {scales[row]:.3g}"
-        title = scale if titles is None else f"{titles[row]}\n{scale}"
-        if alpha is not None:
-            shown = overlay(axes[row, 0], images[row], pictures[row], alpha, colormap, -1.0, 1.0)
-            axes[row, 0].set_title(title, fontsize=8)
-            continue
-        if images is not None:
+        if len(headers) == 2:
+            axis = frame.add_cell(row, 0)
             gray = {"cmap": "gray", "vmin": 0.0, "vmax": 1.0} if images.shape[-1] == 1 else {}
-            _show(axes[row, 0], _as_picture(images[row]), "image" if row == 0 else "", 9, **gray)
-        axis = axes[row, -1]
-        _show(axis, pictures[row], title, 8, cmap=colormap, vmin=-1.0, vmax=1.0)
-        shown = axis.images[-1]
+            axis.imshow(_as_picture(images[row]), interpolation="nearest", **gray)
+            frame.label(axis, row)
+            if row == 0:
+                frame.header(axis, 0)
+        axis = frame.add_cell(row, len(headers) - 1)
+        if alpha is not None:
+            shown = overlay(axis, images[row], pictures[row], alpha, colormap, -1.0, 1.0)
+        else:
+            shown = axis.imshow(
+                pictures[row], interpolation="nearest", cmap=colormap, vmin=-1.0, vmax=1.0
+            )
+        frame.note(axis, f"max |map| = {scales[row]:.3g}")
+        if len(headers) == 1:
+            frame.label(axis, row)
+        if row == 0:
+            frame.header(axis, len(headers) - 1)
     if colorbar:
-        bar = add_colorbar(
-            shown, ax=axes, label="signed map / max |.| per image",
-            shrink=min(1.0, 0.35 + 0.2 * rows),
-        )
-        bar.set_ticks([-1.0, -0.5, 0.0, 0.5, 1.0])
-    if suptitle:
-        figure.suptitle(suptitle, fontsize=10)
-    return figure
+        frame.colorbar(shown, ticks=(-1.0, -0.5, 0.0, 0.5, 1.0))
+    return frame.figure
