@@ -7,6 +7,7 @@ hold for any images).
 """
 
 import os
+import re
 
 import numpy as np
 import pytest
@@ -19,6 +20,8 @@ from conftest import CIFAR10_CLASSES, SHARED_DATA, small_conv_net  # noqa: E402
 from tf_signsal.evaluation import AllegianceEvaluator  # noqa: E402
 
 pytestmark = pytest.mark.ray
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 NUM_IMAGES = 256
 OPTIONS = {  # several orders and fills, and an attribution other than the gradient
@@ -180,3 +183,30 @@ def test_bad_arguments_are_refused_before_any_work(local_ray, data, model_path, 
     with pytest.raises(FileExistsError, match="a folder that write_maps did not write"):
         tf_ray.write_maps(dataset, model_path, theirs, batch_size=8, shard_size=8)
     assert os.listdir(theirs) == ["notes.txt"]
+
+
+@pytest.mark.skipif(not os.path.isdir(os.path.join(SHARED_DATA, "cifar10")),
+                    reason="the README's Ray snippet reads CIFAR-10 from ../shared/data")
+def test_readme_ray_snippets_run_as_written(local_ray, tmp_path, monkeypatch, capsys):
+    # The README's ```python ray blocks (test_readme.py runs the ```python ones, without
+    # Ray), in the scratch layout they assume: results/ and ../shared/data.
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as file:
+        text = file.read()
+    snippets = [(text[: m.start()].count("\n") + 1, m.group(1))
+                for m in re.finditer(r"```python ray\n(.*?)```", text, re.S)]
+    assert snippets
+    repository = tmp_path / "repository"
+    repository.mkdir()
+    os.symlink(os.path.join(ROOT, "results"), repository / "results")
+    os.symlink(os.path.abspath(os.path.join(SHARED_DATA, "..")), tmp_path / "shared")
+    monkeypatch.chdir(repository)
+    namespace: dict = {}
+    for line, code in snippets:
+        try:
+            exec(compile(code, f"README.md, line {line}", "exec"), namespace)
+        except Exception as error:
+            raise AssertionError(f"the README snippet at line {line} fails: {error!r}") from error
+    assert "AUC" in capsys.readouterr().out  # the printed summary
+    stored = tf_signsal.read_maps(repository / "runs" / "ray-maps")
+    assert sorted(stored.maps) == ["active", "positive"] and len(stored) == namespace[
+        "written"].images

@@ -385,12 +385,18 @@ def write_maps(
         _shard_keys, fn_kwargs={"index_column": index_column, "shard_size": shard_size},
         batch_format="numpy",
     )
-    rows = keyed.groupby(_SHARD_KEY).map_groups(
+    # A few hash partitions per actor: enough to keep the actors busy, and far fewer
+    # than Ray's default of 200, each of which costs the shuffle a task.
+    actors = resources["concurrency"]
+    partitions = 4 * (actors if isinstance(actors, int) else actors[1])
+    rows = keyed.groupby(_SHARD_KEY, num_partitions=partitions).map_groups(
         _WriteShards,
         fn_constructor_args=(os.fspath(model), folder, methods, saliency.attribution, rivals,
                              image_column, index_column, batch_size, shard_size),
         batch_format="numpy", **resources,
     ).take_all()
+    if not rows:
+        raise ValueError("`dataset` holds no images: there is nothing to explain")
     files = sorted(str(row["file"]) for row in rows)
     maps_io.finish(folder, files)
     return MapsWritten(
