@@ -21,6 +21,7 @@ from tf_signsal.data.files import (
     IMAGE_EXTENSIONS,
     SkippedImageWarning,
     _decoded_format,
+    _format_problem,
     _header,
     _walk_images,
 )
@@ -95,6 +96,9 @@ def folder_files(folder: str | os.PathLike) -> FolderFiles:
                     f"cannot read image {path}: not a JPEG, PNG, GIF, BMP, WebP or JPEG XL "
                     "file (by its first bytes)"
                 )
+            problem = None if header is None else _format_problem(header)
+            if problem is not None:  # as above: the pipeline would not say which file
+                raise ValueError(f"cannot read image {path}: {problem}")
             paths.append(path)
             groups.append(index)
     if not paths:
