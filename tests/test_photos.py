@@ -52,6 +52,18 @@ def test_exif_orientation_as_pil_shows_it(suffix, options, rng, tmp_path):
         np.testing.assert_array_equal(read, expected, err_msg=f"orientation {orientation}")
 
 
+def test_a_webp_announces_its_exif_kept_after_its_pixels(rng, tmp_path):
+    """WebP stores EXIF after the pixels, beyond the bytes searched for a marker: its VP8X
+    header's flag says it is there."""
+    noise = Image.fromarray(rng.integers(0, 256, (150, 200, 3), dtype=np.uint8))
+    path = _save_oriented(noise, tmp_path / "large.webp", 6, lossless=True)
+    data = open(path, "rb").read()
+    assert data.find(b"EXIF") > 65536 and b"Exif" not in data  # no marker in reach
+    expected = _scaled(_upright_by_pil(path))
+    assert expected.shape == (200, 150, 3)
+    np.testing.assert_array_equal(read_images([path], (None, None, 3))[0], expected)
+
+
 def test_exif_orientation_of_jpeg_photos_in_both_readers(rng, tmp_path):
     """JPEG (APP1 segment), as phones write it: the same compressed pixels under each
     orientation read as the stored ones turned the way PIL turns them, by `read_images`
