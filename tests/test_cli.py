@@ -215,7 +215,7 @@ def test_evaluate_on_an_image_folder(capsys, tmp_path, model_file, pictures):
     assert status == 0
     assert f"evaluating 5 images: 2 to 3 per class, seeded subset (seed 0) of {folder}" in stdout
     record = json.loads((out / "results.json").read_text())
-    assert record["n_images"] == 5 and os.path.isfile(out / "curves.png")
+    assert record["n_images"] == 5 and os.path.isfile(out / "curves_morf.png")
     # Folder order (class folders sorted, then files), then the seeded balanced subset.
     sorted_paths = np.argsort(paths)
     groups = np.array([int(os.path.basename(os.path.dirname(paths[i]))[-1])
@@ -641,7 +641,7 @@ def test_evaluate_fills_with_parameters(capsys, tmp_path, model_file, pictures):
 # ----------------------------------------------------------------------------- outputs and data
 
 
-@pytest.mark.parametrize("command, names", [("evaluate", ["results.json", "curves.png"]),
+@pytest.mark.parametrize("command, names", [("evaluate", ["results.json", "curves_morf.png"]),
                                             ("sanity", ["sanity.json", "randomization.png"])])
 def test_evaluate_and_sanity_replace_only_the_files_they_wrote(capsys, tmp_path, model_file,
                                                                pictures, command, names):
@@ -698,7 +698,7 @@ def test_a_failed_write_leaves_no_partial_file(capsys, tmp_path, model_file, pic
     status, _, err = _run(capsys, "evaluate", "--model", model_file, "--data", pictures[0],
                           "--limit", "2", "--out", out)
     assert status == 0, err
-    assert (out / "curves.png").is_file()
+    assert (out / "curves_morf.png").is_file()
 
 
 def test_out_inside_the_data_is_refused(capsys, tmp_path, pictures):

@@ -285,3 +285,53 @@ def test_curve_figure_errors():
         plotting.allegiance_figures([1, 2])
     with pytest.raises(ValueError, match=r"`auc` must give the AUC of every curve"):
         plotting.plot_order_curves([0.0, 0.5], {"a/black": [1.0, 0.5]}, {})
+
+
+# ----------------------------------------------------------------------------- evaluate
+
+
+@pytest.mark.slow  # two runs of the command: ~20 s on 2 cores
+def test_evaluate_writes_a_figure_per_order_and_the_srg_in_the_format_asked(
+    tmp_path, capsys
+):
+    from PIL import Image
+
+    from conftest import small_conv_net
+    from tf_signsal._io import manifest_name, read_json, write_json
+    from tf_signsal.cli import main
+
+    model = tmp_path / "net.keras"
+    small_conv_net(num_classes=2, seed=1).save(model)
+    rng = np.random.default_rng(0)
+    for index in range(4):
+        folder = tmp_path / "pictures" / f"class_{index % 2}"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(
+            folder / f"{index}.png"
+        )
+    out = tmp_path / "eval"
+    out.mkdir()
+    # An older run's one figure, listed in its manifest: replaced by the new ones.
+    (out / "results.json").write_text("{}")
+    (out / "curves.png").write_bytes(b"old")
+    write_json(out / manifest_name("evaluate"),
+               {"command": "evaluate", "files": ["results.json", "curves.png"]})
+    base = ["evaluate", "--model", str(model), "--data", str(tmp_path / "pictures"),
+            "--out", str(out), "--batch-size", "4"]
+    assert main([*base, "--orders", "morf", "lerf", "insertion", "--format", "svg"]) == 0, (
+        capsys.readouterr().err
+    )
+    names = ["results.json", "curves_morf.svg", "curves_lerf.svg", "curves_insertion.svg",
+             "srg.svg"]
+    assert read_json(out / manifest_name("evaluate"))["files"] == names
+    assert sorted(p.name for p in out.iterdir()) == sorted([manifest_name("evaluate"), *names])
+    for name in names[1:]:
+        assert (out / name).read_text().lstrip().startswith("<?xml")
+    capsys.readouterr()
+    # MoRF alone: no SRG; the earlier run's other figures are removed.
+    assert main([*base, "--orders", "morf"]) == 0, capsys.readouterr().err
+    assert read_json(out / manifest_name("evaluate"))["files"] == [
+        "results.json", "curves_morf.png"
+    ]
+    assert (out / "curves_morf.png").read_bytes().startswith(b"\x89PNG")
+    assert not (out / "srg.svg").exists() and not (out / "curves_lerf.svg").exists()

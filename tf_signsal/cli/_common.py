@@ -163,16 +163,18 @@ def outputs_pattern(names: Sequence[str]) -> re.Pattern[str]:
 
 
 def write_record_and_figure(
-    out: str, command: str, names: tuple[str, str], earlier: Sequence[str], record: Any,
-    figure: Any,
+    out: str, command: str, names: Sequence[str], earlier: Sequence[str], record: Any,
+    *figures: Any,
 ) -> list[str]:
-    """Write `record` as JSON and `figure` as PNG under `names` in `out` (evaluate's and
-    sanity's outputs), through `write_out`; return their paths."""
+    """Write `record` as JSON under `names[0]` and each figure under the next names (in
+    the format of their extension) in `out` (evaluate's and sanity's outputs), through
+    `write_out`; return their paths."""
     from tf_signsal import plotting
 
     def write(folder: str) -> None:
         _io.write_json(os.path.join(folder, names[0]), record)
-        plotting.save_figure(figure, os.path.join(folder, names[1]))
+        for name, figure in zip(names[1:], figures, strict=True):
+            plotting.save_figure(figure, os.path.join(folder, name))
 
     write_out(out, command, names, earlier, write)
     return [os.path.join(out, name) for name in names]

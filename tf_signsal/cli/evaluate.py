@@ -24,7 +24,6 @@ from tf_signsal.cli._common import (
     load_model,
     model_argument,
     out_help,
-    outputs_pattern,
     positive_int,
     prepare_out,
     reading,
@@ -39,13 +38,28 @@ from tf_signsal.vocabulary import DATASETS, FILLS, METHODS, ORDERS
 HELP = "The allegiance (black/white deletion) benchmark of a model on a dataset."
 EXAMPLE = (
     f"example:\n  {PROG} evaluate --model model.keras --data cifar10 --data-dir ../shared/data"
-    f" --limit 1000 --out runs/eval\n  {PROG} evaluate --model model.keras --data photos/ "
-    "--class-names classes.txt --pairs all --orders morf lerf --out runs/eval\n"
+    f" --limit 1000 --out runs/eval-cifar10\n  {PROG} evaluate --model model.keras --data "
+    "photos/ --class-names classes.txt --pairs all --orders morf lerf --format pdf "
+    "--out runs/eval-photos\n"
     f"  {PROG} evaluate --model model.keras --data photos/ --fills black blur:2.0 road:0.02 "
-    "--out runs/eval"
+    "--out runs/eval-fills"
 )
-OUTPUTS = ("results.json", "curves.png")
-"""The record and the figure evaluate writes in its --out."""
+FIGURE_FORMATS = ("png", "pdf", "svg")
+OUTPUTS = ("results.json", "curves_<order>.<format> per order", "srg.<format> (morf and lerf)")
+"""What evaluate writes in its --out (see `outputs`): the record, the curves of each order
+run (`plotting.plot_order_curves`) and the SRG bars when morf and lerf both ran."""
+_OWN = re.compile(r"results\.json|(curves(_[a-z]+)?|srg)\.(png|pdf|svg)")
+"""The names evaluate may replace in its --out (curves.png: the one figure of older runs)."""
+
+
+def outputs(orders: Sequence[str], figure_format: str = "png") -> list[str]:
+    """The files evaluate writes for `--orders orders --format figure_format`: results.json,
+    curves_<order>.<format> per order, and srg.<format> when morf and lerf both ran."""
+    orders = list(dict.fromkeys(orders))
+    names = ["results.json", *(f"curves_{order}.{figure_format}" for order in orders)]
+    if {"morf", "lerf"} <= set(orders):
+        names.append(f"srg.{figure_format}")
+    return names
 
 
 # ----------------------------------------------------------------------------- --data
@@ -339,6 +353,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"deletion orders, of {', '.join(ORDERS)}; morf (the paper's) is required "
         "(default: morf)",
     )
+    parser.add_argument(
+        "--format", choices=FIGURE_FORMATS, default="png",
+        help="format of the figures: png, or pdf or svg (vector, for papers) (default: png)",
+    )
     attribution_argument(parser)
     parser.add_argument("--batch-size", type=positive_int, default=128, help="default: 128")
 
@@ -365,7 +383,8 @@ def run(args: argparse.Namespace) -> None:
     """Run the benchmark of `args.model` on `args.data` and write its record in `args.out`."""
     prepare_out(args, "evaluate", inputs=data_inputs(args))
     check_data(args)
-    earlier = prepare_out(args, "evaluate", OUTPUTS, outputs_pattern(OUTPUTS))
+    names = outputs(args.orders, args.format)
+    earlier = prepare_out(args, "evaluate", names, _OWN)
     from tf_signsal import data, plotting
     from tf_signsal.evaluation import AllegianceEvaluator, pair_name
 
@@ -405,13 +424,12 @@ def run(args: argparse.Namespace) -> None:
         "seed": args.seed,
     }
     record["run"]["seconds"] = seconds
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(6.5, 4.5))
     name = os.path.basename(os.path.normpath(args.data))
-    plotting.plot_allegiance(result, figure.subplots(), title=f"{name}, {result.n_images} images")
-    figure.tight_layout()
-    written = write_record_and_figure(args.out, "evaluate", OUTPUTS, earlier, record, figure)
+    figures = plotting.allegiance_figures(result, title=f"{name}, {result.n_images} images")
+    written = write_record_and_figure(
+        args.out, "evaluate", names, earlier, record,
+        *(figures[file.rsplit(".", 1)[0]] for file in names[1:]),
+    )
     print(result.summary())
     if not chosen.labelled:
         print(f"accuracy not measured: the images have no labels ({chosen.record['labels']})")
