@@ -26,7 +26,7 @@ from tf_signsal.cli._common import (
 )
 from tf_signsal.vocabulary import DATASETS, METHODS
 
-HELP = "Maps of image files: PNG grids and an npz of the maps."
+HELP = "Maps of image files: PNG grids, the maps over their images, and an npz of the maps."
 EXAMPLE = (
     f"example:\n  {PROG} explain --model model.keras --images cat.png photos/ --out runs/maps\n"
     f"  {PROG} explain --model model.keras --images photos/ --out runs/maps "
@@ -53,10 +53,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out", required=True,
         help="output folder: a new one, an empty one or one tf-signsal wrote in. explain "
-        f"writes maps.npz, maps_NNN.png (one grid per 8 images) and {MANIFEST} (the list of "
-        "what it wrote) there; run again, it replaces the files it listed and removes the "
-        "grids the new run does not rewrite. It never replaces or removes a file it did not "
-        "write: an --out holding such a maps.npz or maps_NNN.png is refused, and so is an "
+        "writes maps.npz, maps_NNN.png (one grid per 8 images: image | each map, with a "
+        "colour bar), overlays_NNN.png (the same maps drawn over their images) and "
+        f"{MANIFEST} (the list of what it wrote) there; run again, it replaces the files it "
+        "listed and removes the grids the new run does not rewrite. It never replaces or "
+        "removes a file it did not write: an --out holding such a maps.npz, maps_NNN.png or "
+        "overlays_NNN.png is refused, and so is an "
         "--out inside an --images folder or one another run is writing. The files are "
         "written beside --out and moved in at the end: an interrupted run leaves --out as it was",
     )
