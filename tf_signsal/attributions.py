@@ -55,9 +55,8 @@ _ENOUGH = {
 def _points(name: str, value: Any) -> int:
     """`steps` or `samples`: a positive integer of at most `MAX_POINTS`, refused with what it
     would cost."""
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and (
-        value > MAX_POINTS
-    ):
+    value = _checks.positive_int(name, value)
+    if value > MAX_POINTS:
         default = _DEFAULT_POINTS[name]
         raise ValueError(
             f"`{name}` must be at most {MAX_POINTS}, received {value}: every {_ONE[name]} "
@@ -66,7 +65,7 @@ def _points(name: str, value: Any) -> int:
             f"passes per image and class, {value / default:.3g} times the default {default}, "
             f"with {value} copies of each image in memory at once; {_ENOUGH[name]}"
         )
-    return _checks.positive_int(name, value)
+    return value
 
 
 class Attribution:
