@@ -318,9 +318,9 @@ def write_maps(
     folder `path`, resumably; read them with `tf_signsal.read_maps(path)`.
 
     Images are grouped by their index into shards of `shard_size` consecutive indices
-    (`maps-00000000-00000256.parquet`, ...): Ray sorts them by shard, so the images cross
-    Ray's object store once. Each shard is explained in `batch_size` batches by one actor
-    and written atomically. A rerun with the same arguments keeps every shard that is
+    (`maps-00000000-00000256.parquet`, ...) with Ray's `groupby` (a hash shuffle), so the
+    images cross Ray's object store once. Each shard is explained in `batch_size` batches
+    by one actor and written atomically. A rerun with the same arguments keeps every shard that is
     complete (holding exactly the indices the dataset gives it) and computes the others:
     a job that dies at 80% does 20% again. When every shard is written, the indices are
     checked (each of one range exactly once) and the marker `_SUCCESS` is written.
@@ -344,7 +344,8 @@ def write_maps(
         image_column: the column of the images.
         index_column: the column of the image indices (non-negative integers, each once).
         batch_size: images per explain pass; the maps are those of
-            `SignedSaliency(model).explain(images, batch_size=batch_size)`.
+            `SignedSaliency(model).explain(images, batch_size=batch_size)` of the images
+            in index order (indices from 0: the batches start at multiples of it).
         shard_size: images per shard, a multiple of `batch_size`.
         concurrency: the number of actors, or a (min, max) pair for an autoscaling pool.
         num_cpus: the logical CPUs each actor reserves (see the module docstring).
