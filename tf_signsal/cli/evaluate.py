@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 
 from tf_signsal import _checks
 from tf_signsal._io import one_line
+from tf_signsal.cli import _engines
 from tf_signsal.cli._common import (
     PROG,
     CommandError,
@@ -359,6 +360,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     attribution_argument(parser)
     parser.add_argument("--batch-size", type=positive_int, default=128, help="default: 128")
+    _engines.engine_arguments(parser)
 
 
 def evaluation_pairs(kind: str, fills: Sequence[Any]) -> list[tuple[str, Any]]:
@@ -382,6 +384,7 @@ def evaluation_pairs(kind: str, fills: Sequence[Any]) -> list[tuple[str, Any]]:
 def run(args: argparse.Namespace) -> None:
     """Run the benchmark of `args.model` on `args.data` and write its record in `args.out`."""
     prepare_out(args, "evaluate", inputs=data_inputs(args))
+    engine = _engines.engine_module(args)
     check_data(args)
     names = outputs(args.orders, args.format)
     earlier = prepare_out(args, "evaluate", names, _OWN)
@@ -409,9 +412,18 @@ def run(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     # decoding: an image file met while reading that cannot be decoded
     with reading(), decoding(args.data):
-        result = evaluator.evaluate(
-            to_value_range(chosen.dataset, value_range), verbose=1, num_images=chosen.num_images
-        )
+        if engine is None:
+            result = evaluator.evaluate(
+                to_value_range(chosen.dataset, value_range), verbose=1,
+                num_images=chosen.num_images,
+            )
+        else:
+            result = _engines.evaluate(
+                args, engine, to_value_range(chosen.dataset, value_range), dict(
+                    pairs=pairs, orders=args.orders, attribution=args.attribution,
+                    seed=args.seed, value_range=value_range,
+                ),
+            )
     seconds = time.perf_counter() - started
     print()  # ends the progress bar's line
     record = result.to_dict()
@@ -421,7 +433,7 @@ def run(args: argparse.Namespace) -> None:
         "pairs": [pair_name(pair) for pair in evaluator.pairs],
         "fractions": list(evaluator.fractions), "batch_size": args.batch_size,
         "orders": list(evaluator.orders), "attribution": args.attribution,
-        "seed": args.seed,
+        "seed": args.seed, "engine": args.engine,
     }
     record["run"]["seconds"] = seconds
     name = os.path.basename(os.path.normpath(args.data))

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tf_signsal import _io
+from tf_signsal.cli import _engines
 from tf_signsal.cli._common import (
     PROG,
     CommandError,
@@ -82,6 +83,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     attribution_argument(parser)
     parser.add_argument("--batch-size", type=positive_int, default=32, help="default: 32")
+    _engines.engine_arguments(parser)
 
 
 def _outputs(count: int) -> list[str]:
@@ -114,12 +116,18 @@ def _class_names(args: argparse.Namespace, num_classes: int) -> tuple[str, ...] 
 def run(args: argparse.Namespace) -> None:
     """Explain the images of `args.images` with the model of `args.model` into `args.out`."""
     prepare_out(args, "explain", inputs=[("--images", path) for path in args.images])
+    engine = _engines.engine_module(args)
+    if engine is not None:
+        _engines.check_out(args)
+        if args.targets is not None:
+            raise CommandError(f"--targets is not taken with --engine {args.engine}: the "
+                               "engines explain the predicted classes")
     from tf_signsal import data
 
     with reading(), telling_skipped():
         files = data.image_files(args.images)
     names = _outputs(len(files))
-    earlier = prepare_out(args, "explain", names, _OWN)
+    earlier = prepare_out(args, "explain", names, _OWN) if engine is None else []
     model, shape, num_classes, value_range = load_model(args)
     class_names = _class_names(args, num_classes)
     methods = args.methods
@@ -131,6 +139,14 @@ def run(args: argparse.Namespace) -> None:
                   "classes to compare with, so only these are computed")
     with reading():
         images = data.read_images(files, shape)
+    if engine is not None:
+        with reading():
+            _engines.write_maps(args, engine, to_value_range(images, value_range), methods,
+                                value_range)
+        print(f"explained {len(files)} images ({', '.join(methods)}) on {args.engine}: index "
+              "i is the i-th image file, in the order of --images (a folder's sorted by path)"
+              f"\nwrote {args.out} (read it with tf_signsal.read_maps)")
+        return
     targets = None
     if args.targets is not None:
         if len(args.targets) not in (1, len(files)):
