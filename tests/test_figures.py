@@ -335,3 +335,35 @@ def test_evaluate_writes_a_figure_per_order_and_the_srg_in_the_format_asked(
     ]
     assert (out / "curves_morf.png").read_bytes().startswith(b"\x89PNG")
     assert not (out / "srg.svg").exists() and not (out / "curves_lerf.svg").exists()
+
+
+# ----------------------------------------------------------------------------- the report
+
+
+def test_report_lists_its_sections_and_aligns_only_numbers_right():
+    import re
+
+    from tf_signsal.report import HtmlReport
+
+    page = HtmlReport("Title <1>")
+    page.paragraph("before the first heading")
+    page.heading("Maps & more")
+    page.table(["map", "definition", "score", "count"], [["positive", "pixels to brighten",
+                                                          0.61234, 3]])
+    page.heading("Curves")
+    text = page.html()
+    # The contents after the text before the first heading, linking each heading's anchor.
+    anchors = re.findall(r'<h2 id="([\w-]+)">([^<]*)</h2>', text)
+    assert [name for _, name in anchors] == ["Maps &amp; more", "Curves"]
+    contents = re.search(r'<nav class="contents">.*?</nav>', text).group(0)
+    assert re.findall(r'href="#([\w-]+)"', contents) == [anchor for anchor, _ in anchors]
+    assert text.index("before the first heading") < text.index(contents) < text.index(
+        '<h2 id="'
+    )
+    assert "<h1>Title &lt;1&gt;</h1>" in text
+    # Text cells left-aligned (the default), numbers right-aligned.
+    assert "<td>pixels to brighten</td>" in text
+    assert '<td class="number">0.612</td>' in text and '<td class="number">3</td>' in text
+    assert "td.number { text-align: right" in text and "text-align: left" in text
+    # Without headings, no contents.
+    assert "contents" not in HtmlReport("x").html().split("</style>")[1]

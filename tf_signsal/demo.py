@@ -291,10 +291,9 @@ def _figures(
 ) -> dict[str, Figure]:
     """File name -> figure: the maps grid, the training history, the curves and the maps
     over training."""
-    curves = Figure(figsize=(6.5, 4.5))
-    title = f"Allegiance, {len(data.x_test)} synthetic test images"
-    plotting.plot_allegiance(result, curves.subplots(), title=title)
-    curves.tight_layout()
+    # A panel per fill (black, white), the random control alike in both.
+    title = f"{len(data.x_test)} synthetic test images"
+    curves = plotting.allegiance_figures(result, title=title)["curves_morf"]
     figures = {
         "maps_grid.png": _maps_grid(data, maps, predictions),
         "history.png": _history_figure(history),
@@ -363,7 +362,7 @@ def _save_figures(figures: dict[str, Figure], out: str) -> dict[str, bytes]:
     pngs = {}
     for name, figure in figures.items():
         path = os.path.join(out, name)
-        plotting.save_figure(figure, path)
+        plotting.save_figure(figure, path, dpi=150)  # sharp at the report's full width
         with open(path, "rb") as file:
             pngs[name] = file.read()
     return pngs
