@@ -283,7 +283,9 @@ def test_deprecated_methods_warn_and_still_work(model, images):
 def test_public_methods_are_the_clear_set():
     public = {name for name in vars(SignedSaliency) if not name.startswith("_")}
     deprecated = {"explain_with_logits", "explain_checked", "explain_batch", "class_gradients"}
-    assert public - deprecated == {"explain", "explain_step", "logits", "num_classes"}
+    methods = {"explain", "explain_step", "logits", "num_classes"}
+    assert public - deprecated == methods | {"jacobian_mode"}  # jacobian_mode: a property
+    assert isinstance(vars(SignedSaliency)["jacobian_mode"], property)
     for name in deprecated:
         assert "Deprecated" in getattr(SignedSaliency, name).__doc__
 
