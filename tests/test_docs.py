@@ -204,3 +204,24 @@ def test_main_exit_status(tmp_path, monkeypatch, capsys):
     assert build.main(["--out", str(tmp_path)]) == 1
     assert build.main(["--out", str(tmp_path), "--no-strict"]) == 0
     assert "docs: x has no docstring" in capsys.readouterr().err
+
+
+def test_the_front_page_says_what_the_package_is_and_links_its_entry_points(reference):
+    import re
+
+    out, _ = reference
+    index = (out / "index.html").read_text(encoding="utf-8")
+    front = index.split('<main class="pdoc">')[1].split("</main>")[0]
+    assert "Sign-aware saliency maps for Keras classifiers" in front and "2309.12913" in front
+    links = re.findall(r'href="([^"]+)"', front)
+    for name in ("SignedSaliency", "AllegianceEvaluator", "AllegianceResult", "load_model",
+                 "randomization_check"):
+        assert f"tf_signsal.html#{name}" in links, name
+    assert "../../examples/tutorial.ipynb" in links
+    for link in links:  # every page and anchor exists (the tutorial and README: from docs/api)
+        path, _, anchor = link.partition("#")
+        if path.startswith("../../"):
+            assert os.path.isfile(os.path.join(ROOT, path[len("../../"):])), link
+            continue
+        page = (out / path).read_text(encoding="utf-8")
+        assert not anchor or f'id="{anchor}"' in page, link
