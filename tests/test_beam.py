@@ -9,6 +9,7 @@ extra's own environment (.ci/run).
 """
 
 import os
+import re
 
 import numpy as np
 import pytest
@@ -221,3 +222,27 @@ def test_command_line_evaluate_and_explain_on_beam_equal_local(capsys, tmp_path)
     status = main([str(a) for a in (*explain, "--out", tmp_path / "maps_beam", "--engine",
                                     "beam")])
     assert status == 1 and "not empty" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not os.path.isdir(os.path.join(SHARED_DATA, "cifar10")),
+                    reason="the README's Beam snippet reads CIFAR-10 from ../shared/data")
+def test_readme_beam_snippet_runs_as_written(tmp_path, monkeypatch, capsys):
+    # The README's ```python beam block, in the scratch layout it assumes: results/ and
+    # ../shared/data.
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(root, "README.md"), encoding="utf-8") as file:
+        text = file.read()
+    snippets = [(text[: m.start()].count("\n") + 1, m.group(1))
+                for m in re.finditer(r"```python beam\n(.*?)```", text, re.S)]
+    assert len(snippets) == 1
+    repository = tmp_path / "repository"
+    repository.mkdir()
+    os.symlink(os.path.join(root, "results"), repository / "results")
+    os.symlink(os.path.abspath(os.path.join(SHARED_DATA, "..")), tmp_path / "shared")
+    monkeypatch.chdir(repository)
+    (line, code), = snippets
+    namespace: dict = {}
+    exec(compile(code, f"README.md, line {line}", "exec"), namespace)
+    assert "AUC" in capsys.readouterr().out  # the printed summary
+    stored = namespace["stored"]
+    assert sorted(stored.maps) == ["active", "positive"] and len(stored) == 64

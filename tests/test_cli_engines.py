@@ -89,3 +89,48 @@ def test_explain_on_an_engine_refuses_targets_and_a_used_folder(capsys, tmp_path
     status = main([*EXPLAIN[:-1], str(used), "--engine", "beam"])
     assert status == 1 and "is not empty" in capsys.readouterr().err
     assert [p.name for p in used.iterdir()] == ["notes.txt"]
+
+
+@pytest.mark.ray
+def test_command_line_evaluate_and_explain_on_ray_equal_local(capsys, tmp_path):
+    """tf-signsal evaluate/explain --engine ray (a local Ray) give the local results and
+    maps. (The Beam twin is in tests/test_beam.py.)"""
+    ray = pytest.importorskip("ray")
+    import numpy as np
+
+    import tf_signsal
+    from conftest import small_conv_net, write_image_tree
+    from tf_signsal import METHODS
+    from tf_signsal._io import read_json
+
+    model_path = tmp_path / "model.keras"
+    small_conv_net(num_classes=10, seed=2).save(model_path)
+    write_image_tree(str(tmp_path), "photos", (8, 8), np.random.default_rng(4))
+    photos = tmp_path / "photos"
+
+    def run(*argv):
+        status = main([str(a) for a in argv])
+        assert status == 0, capsys.readouterr().err
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        common = ["--model", model_path, "--data", photos, "--batch-size", 6]
+        run("evaluate", *common, "--out", tmp_path / "local")
+        run("evaluate", *common, "--out", tmp_path / "ray", "--engine", "ray")
+        explain = ["explain", "--model", model_path, "--images", photos, "--batch-size", 4]
+        run(*explain, "--out", tmp_path / "maps_local")
+        run(*explain, "--out", tmp_path / "maps_ray", "--engine", "ray")
+    finally:
+        ray.shutdown()
+    local, engine = (read_json(tmp_path / out / "results.json") for out in ("local", "ray"))
+    assert engine["run"]["parameters"]["engine"] == "ray"
+    for record in (local, engine):
+        del record["run"]
+    assert engine == local
+    expected = np.load(tmp_path / "maps_local" / "maps.npz")
+    stored = tf_signsal.read_maps(tmp_path / "maps_ray")
+    np.testing.assert_array_equal(stored.index, np.arange(len(expected["files"])))
+    np.testing.assert_array_equal(stored.logits, expected["logits"])
+    np.testing.assert_array_equal(stored.targets, expected["targets"])
+    for method in METHODS:
+        np.testing.assert_array_equal(stored.maps[method], expected[method])

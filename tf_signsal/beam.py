@@ -1,41 +1,31 @@
-"""Apache Beam: the allegiance benchmark and the maps on any Beam runner.
+"""Apache Beam: the allegiance benchmark and the maps on any Beam runner, equal to one
+process. An optional extra (`pip install 'tf_signsal[beam]'`) the core never imports.
 
-An optional extra (`pip install 'tf_signsal[beam]'`); the package's core never imports
-it. Each part is a thin layer over the public API that one process uses, so that a
-pipeline gives what one process gives:
-
-- `EvaluateAllegiance(model_path, ...)`: a `PTransform` from a PCollection of images
-  (float (H, W, ch) arrays) or of `(key, image)` / `(key, image, label)` tuples to one
-  `AllegianceResult`. Each batch's `DeletionCounts` (`AllegianceEvaluator.batch_counts`)
-  is counted on a worker and `SumCounts` (a `CombineFn`) adds them: counts are integers,
-  so any split of the images into batches and workers gives exactly the result of one
-  `AllegianceEvaluator.evaluate`. Counts of another protocol (fractions, pairs, fills,
-  orders, seed, attribution: its fingerprint) are refused, never summed.
-  `CountAllegiance` stops at the summed counts (to save them, or add them to others).
+- `EvaluateAllegiance(model_path, ...)`: images (float (H, W, ch)) or `(key, image)` /
+  `(key, image, label)` tuples -> one `AllegianceResult`. Workers count each batch
+  (`AllegianceEvaluator.batch_counts`) and `SumCounts` (a `CombineFn`) adds the integer
+  counts: any split into batches and workers gives `evaluate`'s result exactly. Counts of
+  another protocol (its fingerprint) are refused, never summed. `CountAllegiance` stops
+  at the summed `DeletionCounts`.
 - `SaliencyModelHandler(model_path, ...)`: a `RunInference` model handler yielding each
-  image's `ImageMaps` (target, logits, maps), as `SignedSaliency.explain` computes them.
+  image's `ImageMaps` (target, logits, maps) of `SignedSaliency.explain`.
 - `WriteMaps(model_path, path, ...)`: `(index, image)` pairs -> TFRecord shards of
-  `tf_signsal.maps_io` records in the folder `path`, and its `_SUCCESS` marker, which
-  `tf_signsal.read_maps(path)` reads back (index, targets, logits, maps), checking that
-  every index is there once.
-- `evaluate(...)` and `write_maps(...)`: run such a pipeline over in-memory elements
-  (what `tf-signsal evaluate/explain --engine beam` do).
+  `tf_signsal.maps_io` records and the `_SUCCESS` marker, read back by `read_maps(path)`.
+- `evaluate(...)`, `write_maps(...)`: such a pipeline over in-memory elements (what
+  `tf-signsal evaluate/explain --engine beam` run).
 
-The model is a path (`.keras`, `.h5` or a SavedModel directory, read with
-`tf_signsal.load_model`) that every worker can read. Each worker process loads it once,
-and Beam shares it between the process's threads (`RunInference`'s shared handle); with
-`model_copies=N`, Beam loads N copies per machine instead, shared by all its processes
-(`share_model_across_processes`): the setting for GPUs, where each of several processes
-per worker would otherwise hold the model in GPU memory. The transforms also load it
-once where the pipeline is built, so that bad options and a model that is no classifier
-are refused before any work.
+The model is a path (`.keras`, `.h5`, SavedModel; `tf_signsal.load_model`) every worker
+reads. Each worker process loads it once, shared by its threads (`RunInference`'s shared
+handle); `model_copies=N` loads N copies per machine shared by all its processes
+(`share_model_across_processes`, for GPUs), and each process lets TensorFlow grow its GPU
+memory (TF_FORCE_GPU_ALLOW_GROWTH) instead of taking it all. The transforms also load it
+where the pipeline is built: bad options are refused before any work.
 
-Resuming: a Beam runner retries a failed bundle, and a file sink commits its files only
-once the bundles that wrote them succeeded (`WriteToTFRecord` writes temporary files and
-renames them), so `WriteMaps` never leaves a half-written shard, and the marker is
-written last. A job that fails as a whole is run again into a new folder (the runner's
-own retries are the resumption: Beam keeps no record of the shards of a failed job), and
-`read_maps` refuses a folder without the marker, or where an index is missing or twice.
+Resuming: a runner retries a failed bundle, and `WriteToTFRecord` commits its files (a
+rename of temporary files) only once their bundles succeeded, so no shard is half-written;
+the marker comes last. A job that fails as a whole is run again into a new folder (Beam
+keeps no record of a failed job's shards); `read_maps` refuses a folder without the
+marker, or where an index is missing or twice.
 """
 
 from __future__ import annotations
@@ -82,13 +72,8 @@ MAPS_SUFFIX = ".tfrecord"
 
 
 class ImageMaps(NamedTuple):
-    """One image's explanation, as `SaliencyModelHandler` yields it.
-
-    Attributes:
-        target: the explained class (the predicted one).
-        logits: float32 (C,), the model's logits (softmax stripped).
-        maps: method -> float32 (H, W) map, normalised as `SignedSaliency.explain` does.
-    """
+    """One image's explanation (`SaliencyModelHandler`): `target` the explained (predicted)
+    class, `logits` float32 (C,), `maps` method -> float32 (H, W), as `explain` gives them."""
 
     target: int
     logits: np.ndarray
@@ -208,6 +193,9 @@ class _ModelPathHandler(ModelHandler):
         super().__init__(
             min_batch_size=self.batch_size if fixed_batches else 1,
             max_batch_size=self.batch_size, model_copies=model_copies,
+            # set before the model loads: several processes of a worker then share a GPU,
+            # none taking all its memory
+            env_vars={"TF_FORCE_GPU_ALLOW_GROWTH": "true"},
         )
 
     def get_metrics_namespace(self) -> str:
@@ -371,7 +359,7 @@ def _to_result(counts: Any) -> Any:
     return counts.to_result()
 
 
-class EvaluateAllegiance(beam.PTransform):
+class EvaluateAllegiance(CountAllegiance):
     """Images (or `(key, image[, label])` tuples) -> one `AllegianceResult`.
 
     Equal, bit for bit, to `AllegianceEvaluator(model, **evaluator_options).evaluate` of
@@ -395,21 +383,8 @@ class EvaluateAllegiance(beam.PTransform):
         ...      | beam.Map(lambda result: print(result.summary())))
     """
 
-    def __init__(
-        self,
-        model_path: str | os.PathLike,
-        batch_size: int = 128,
-        model_copies: int | None = None,
-        load_options: Mapping[str, Any] | None = None,
-        **evaluator_options: Any,
-    ):
-        super().__init__()
-        self.counting = CountAllegiance(
-            model_path, batch_size, model_copies, load_options, **evaluator_options
-        )
-
     def expand(self, images: Any) -> Any:
-        return images | "Counts" >> self.counting | "Result" >> beam.Map(_to_result)
+        return super().expand(images) | "Result" >> beam.Map(_to_result)
 
 
 # ----------------------------------------------------------------------------- maps
@@ -464,7 +439,8 @@ class WriteMaps(beam.PTransform):
     `tf_signsal.maps_io` record under its index, in `<path>/maps-SSSSS-of-NNNNN.tfrecord`
     (Beam's `WriteToTFRecord`); once they are committed, the `_SUCCESS` marker lists them
     with the index range [smallest, largest + 1). `tf_signsal.read_maps(path)` reads them
-    back by index, bit-identical to `SignedSaliency.explain`, and refuses a folder where
+    back by index, bit-identical to `SignedSaliency.explain(images, batch_size=batch_size)`
+    (see `SaliencyModelHandler`), and refuses a folder where
     an index of the range is missing or twice: index the images 0..N-1 (or any range
     without gaps). The output is the PCollection of the shards' paths.
 
@@ -526,20 +502,18 @@ class WriteMaps(beam.PTransform):
 
 def _pipeline_options(options: Any) -> Any:
     """`PipelineOptions` from None (the DirectRunner), a list of command-line flags
-    ("--runner=DataflowRunner", ...), a dict, or `PipelineOptions`."""
+    ("--runner=DataflowRunner", ...) or `PipelineOptions`."""
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    if options is None:
-        return PipelineOptions([])
     if isinstance(options, PipelineOptions):
         return options
-    if isinstance(options, Mapping):
-        return PipelineOptions.from_dictionary(dict(options))
-    if isinstance(options, (list, tuple)) and all(isinstance(o, str) for o in options):
-        return PipelineOptions(list(options))
+    if options is None or (
+        isinstance(options, (list, tuple)) and all(isinstance(o, str) for o in options)
+    ):
+        return PipelineOptions(list(options or []))
     raise TypeError(
-        "`pipeline_options` must be None, PipelineOptions, a dict or a list of flags "
-        f"(e.g. ['--runner=DirectRunner']), received {type(options).__name__}"
+        "`pipeline_options` must be None, PipelineOptions or a list of flags (e.g. "
+        f"['--runner=DirectRunner']), received {type(options).__name__}"
     )
 
 
@@ -563,7 +537,7 @@ def evaluate(
             handed to the pipeline by `beam.Create` (for more images than the launching
             machine holds in memory, build a pipeline that reads them on the workers).
         model_path: the model file or SavedModel directory.
-        pipeline_options: None (the DirectRunner), `PipelineOptions`, a dict or a list of
+        pipeline_options: None (the DirectRunner), `PipelineOptions` or a list of
             flags, e.g. ["--direct_num_workers=2", "--direct_running_mode=multi_processing"].
         temp_location: a folder the workers and this process share, where the summed
             counts are handed back (and deleted); None: the pipeline's `--temp_location`,
