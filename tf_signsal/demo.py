@@ -61,10 +61,10 @@ MAP_DEFINITIONS: tuple[tuple[str, str], ...] = (
     ("standard", "max over channels of |g|: every pixel whose change moves the score"),
     ("positive", "max over channels of relu(g): pixels whose brightening raises the score"),
     ("negative", "max over channels of relu(-g): pixels whose darkening raises the score"),
-    ("active", "|g| where g exceeds every other class's gradient: pixels that favour the "
-     "class over all others"),
-    ("inactive", "|g| where g is below every other class's gradient: pixels that favour "
-     "the class when darkened"),
+    ("active", "|g| where g exceeds every other class's gradient: pixels whose brightening "
+     "favours the class over every other one"),
+    ("inactive", "|g| where g is below every other class's gradient: pixels whose darkening "
+     "favours the class over every other one"),
 )
 """The five maps, g being the input gradient of the explained class's score (the report's
 table)."""
