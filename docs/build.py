@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import inspect
 import os
 import pkgutil
@@ -69,12 +70,21 @@ class DocsError(RuntimeError):
         )
 
 
+# The modules of an optional extra that import its package when imported, and that package:
+# documented where the extra is installed.
+EXTRA_MODULES = {"tf_signsal.beam": "apache_beam"}
+
+
 def public_modules(package: str = PACKAGE) -> list[str]:
-    """The dotted names of `package` and of its submodules with no part starting with "_"."""
+    """The dotted names of `package` and of its submodules with no part starting with "_"
+    (but an extra's module where the extra is not installed, see `EXTRA_MODULES`)."""
     module = importlib.import_module(package)
     names = [package]
     if hasattr(module, "__path__"):
         for info in pkgutil.walk_packages(module.__path__, package + "."):
+            extra = EXTRA_MODULES.get(info.name)
+            if extra is not None and importlib.util.find_spec(extra) is None:
+                continue
             if not any(part.startswith("_") for part in info.name.split(".")):
                 names.append(info.name)
     return names

@@ -198,9 +198,6 @@ class _ModelPathHandler(ModelHandler):
             env_vars={"TF_FORCE_GPU_ALLOW_GROWTH": "true"},
         )
 
-    def get_metrics_namespace(self) -> str:
-        return "tf_signsal"
-
 
 class _CountsHandler(_ModelPathHandler):
     """`RunInference` of the evaluator: one `DeletionCounts` per batch, not per element
@@ -298,9 +295,11 @@ class SumCounts(beam.CombineFn):
         self.fingerprint = fingerprint
 
     def create_accumulator(self) -> Any:
+        """None: no counts yet."""
         return None
 
     def add_input(self, accumulator: Any, counts: Any) -> Any:
+        """`accumulator + counts`, refusing counts of another protocol."""
         from tf_signsal.evaluation.counts import DeletionCounts
 
         if not isinstance(counts, DeletionCounts):
@@ -315,10 +314,12 @@ class SumCounts(beam.CombineFn):
         return counts if accumulator is None else accumulator + counts
 
     def merge_accumulators(self, accumulators: Iterable[Any]) -> Any:
+        """The sum of the accumulators (None if none holds counts)."""
         present = [a for a in accumulators if a is not None]
         return sum(present[1:], present[0]) if present else None
 
     def extract_output(self, accumulator: Any) -> Any:
+        """The summed `DeletionCounts`; a ValueError when there were none."""
         if accumulator is None:
             raise ValueError("the PCollection holds no images: there is nothing to evaluate")
         return accumulator
