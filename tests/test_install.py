@@ -9,7 +9,8 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Import names that differ from the distribution names declared in setup.cfg.
-DISTRIBUTION = {"tensorflow_datasets": "tensorflow-datasets", "PIL": "matplotlib",
+DISTRIBUTION = {"tensorflow_datasets": "tensorflow-datasets", "PIL": "pillow",
+                "google": "protobuf",
                 "apache_beam": "apache-beam"}
 
 

@@ -231,8 +231,8 @@ def _parquet() -> Any:
         import pyarrow.parquet
     except ImportError:
         raise ImportError(
-            "Parquet maps need pyarrow: pip install pyarrow (it comes with "
-            "pip install 'tf_signsal[ray]'), or use .tfrecord shards"
+            "Parquet maps need pyarrow: pip install 'tf_signsal[parquet]' (it comes with "
+            "'tf_signsal[ray]' too), or use .tfrecord shards"
         ) from None
     return pyarrow
 
