@@ -226,6 +226,8 @@ def test_a_long_run_shows_a_progress_bar(model, images, capsys):
     assert "2/4" in shown and "4/4" in shown
     long.explain(few, methods=["positive"], verbose=0)
     SignedSaliency(model).explain(images)  # 6 images x 5 classes: short, quiet
+    many = np.concatenate([images] * 200)  # 1,200 images x 5 classes: one-point gradients
+    SignedSaliency(model).explain(many, batch_size=600)  # are quiet however many
     assert capsys.readouterr().out == ""
     SignedSaliency(model).explain(images, verbose=1)
     assert "6/6" in capsys.readouterr().out

@@ -25,8 +25,9 @@ from tf_signsal.vocabulary import METHODS
 _NEEDS_RIVALS = frozenset({"active", "inactive"})
 
 LONG_RUN_PASSES = 4096
-"""`explain(verbose="auto")` shows a progress bar from this many backward passes on: the
-attribution's points per image x the images x the classes compared."""
+"""`explain(verbose="auto")` shows a progress bar for an attribution of several points per
+image (integrated gradients, SmoothGrad) from this many backward passes on: the points per
+image x the images x the classes compared. A one-point gradient stays quiet (verbose=1 asks)."""
 
 
 def reduce_to_maps(stats: GradientStats, methods: Sequence[str]) -> dict[str, tf.Tensor]:
@@ -297,10 +298,10 @@ class SignedSaliency:
                 A dataset whose length TensorFlow cannot tell (e.g. after `filter`) is
                 read to its end, with a warning, unless `steps` is given.
             verbose: 0 is silent, 1 (or 2) shows a Keras progress bar over the images,
-                advancing batch by batch; "auto" shows it for a long run, from
-                `LONG_RUN_PASSES` backward passes (the attribution's points per image x
-                the images x the classes compared) on, e.g. integrated gradients of 128
-                images. Explain an array in batches (`batch_size`) to see it advance: a
+                advancing batch by batch; "auto" shows it for a long attribution run
+                of several points per image, from `LONG_RUN_PASSES` backward passes
+                (the points per image x the images x the classes compared) on, e.g.
+                integrated gradients of 128 images; the plain gradient stays quiet. Explain an array in batches (`batch_size`) to see it advance: a
                 batch's points go through the model at once.
 
         Returns:
@@ -368,7 +369,8 @@ class SignedSaliency:
                 if self._engine.rivals is not None:
                     classes = min(classes, self._engine.rivals + 1)
             images = source.total or source.first.images.shape[0]
-            verbose = int(self.attribution.num_points * images * classes >= LONG_RUN_PASSES)
+            points = self.attribution.num_points
+            verbose = int(points > 1 and points * images * classes >= LONG_RUN_PASSES)
         if not verbose or not tf.executing_eagerly():
             return None
         progress = keras.utils.Progbar(source.total, verbose=verbose, unit_name="image")
