@@ -570,3 +570,27 @@ def test_reading_the_command_lines_record_and_refusing_broken_ones(cascading):
     for record, match in broken:
         with pytest.raises(ValueError, match=match):
             RandomizationResult.from_dict(record)
+
+
+def test_checks_in_a_row_log_no_retracing_warning():
+    # Each check builds its own explainer (and gradient engine), traced once for its images;
+    # TensorFlow counted those first traces as retraces of one function and warned.
+    import logging
+
+    messages = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            messages.append(record.getMessage())
+
+    handler = Keep()
+    tf.get_logger().addHandler(handler)
+    try:
+        model = small_conv_net(num_classes=4, seed=1)
+        images = np.random.default_rng(0).random((6, 8, 8, 3)).astype(np.float32)
+        for _ in range(3):
+            assert randomization_check(model, images).spearman
+            assert random_logit_check(model, images)
+    finally:
+        tf.get_logger().removeHandler(handler)
+    assert not [m for m in messages if "retracing" in m]

@@ -9,6 +9,7 @@ other classes, accumulated over chunks of classes.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Callable, Sequence
@@ -371,7 +372,13 @@ class _GradientEngine:
         if key not in self._functions:
             self.num_classes(images)
             signature = [tf.TensorSpec((None,) + key[1], tf.float32), *extra_signature]
-            self._functions[key] = tf.function(python_function, input_signature=signature)
+            # One trace per engine and image shape, as the signature makes it. The partial
+            # keeps TensorFlow from counting every engine's first trace as a retrace of one
+            # function (it keys the count on the code object): the sanity checks and a
+            # notebook build engine after engine, and logged "triggered tf.function retracing".
+            self._functions[key] = tf.function(
+                functools.partial(python_function), input_signature=signature
+            )
         return self._functions[key]
 
     def jacobian(self, images: tf.Tensor, classes: tf.Tensor) -> tf.Tensor:
