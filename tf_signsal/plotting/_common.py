@@ -28,13 +28,6 @@ def _to_numpy(value: Any) -> np.ndarray:
     return value.numpy() if hasattr(value, "numpy") else np.asarray(value)
 
 
-def _show(axis: Any, picture: np.ndarray, title: str, fontsize: float, **kwargs: Any) -> None:
-    """One picture on its own axes, without ticks or frame, under its title."""
-    axis.imshow(picture, interpolation="nearest", **kwargs)
-    axis.set_axis_off()
-    axis.set_title(title, fontsize=fontsize)
-
-
 def _as_picture(image: np.ndarray) -> np.ndarray:
     # A one-channel image is shown in gray; values are clipped to the [0, 1]
     # range that matplotlib expects of float RGB images.
