@@ -35,7 +35,8 @@ def blocks(language):
 
 def test_the_own_model_section_runs_as_written(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    python, commands = blocks("python"), blocks("bash")
+    # fenced "python own-model" so that test_readme.py does not run them a second time
+    python, commands = blocks("python own-model"), blocks("bash")
     assert len(python) == 2 and len(commands) == 1
     namespace: dict = {}
     with warnings.catch_warnings(record=True) as caught:
