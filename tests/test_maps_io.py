@@ -180,7 +180,7 @@ def test_stored_maps_are_explain_bit_for_bit(tmp_path, model, images, suffix):
 
 def test_parquet_without_pyarrow_says_what_to_install(tmp_path, rng, monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "pyarrow", None)  # as if not installed
-    with pytest.raises(ImportError, match=r"Parquet maps need pyarrow: pip install .tf_signsal.parquet.."):
+    with pytest.raises(ImportError, match=r"Parquet maps need pyarrow: pip install .tf_signsal"):
         maps_io.write_shard(tmp_path, 0, 2, *_records(rng, [0, 1]), suffix=".parquet")
     assert os.listdir(tmp_path) == []
 

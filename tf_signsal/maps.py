@@ -301,7 +301,8 @@ class SignedSaliency:
                 advancing batch by batch; "auto" shows it for a long attribution run
                 of several points per image, from `LONG_RUN_PASSES` backward passes
                 (the points per image x the images x the classes compared) on, e.g.
-                integrated gradients of 128 images; the plain gradient stays quiet. Explain an array in batches (`batch_size`) to see it advance: a
+                integrated gradients of 128 images; the plain gradient stays quiet.
+                Explain an array in batches (`batch_size`) to see it advance: a
                 batch's points go through the model at once.
 
         Returns:
