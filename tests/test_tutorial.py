@@ -42,6 +42,11 @@ def test_the_committed_notebook_has_no_outputs():
 @pytest.mark.parametrize("folder", ["examples", "."])
 def test_the_tutorial_runs(folder, tmp_path, monkeypatch):
     notebook = _read()
+    if folder == ".":
+        # From the root only what depends on the folder: finding the repository, the model
+        # and the data (the first three code cells); the rest runs from examples/.
+        code = [i for i, cell in enumerate(notebook.cells) if cell.cell_type == "code"]
+        notebook.cells = notebook.cells[: code[2] + 1]
     monkeypatch.setenv("TMPDIR", str(tmp_path))  # the kernel's temporary log folder goes here
     # Executed in memory, in examples/ (where Jupyter opens it) or in the repository root;
     # the repository's file is left untouched.
@@ -62,6 +67,8 @@ def test_the_tutorial_runs(folder, tmp_path, monkeypatch):
         o.get("text", "") for cell in outputs for o in cell if o.output_type == "stream"
     )
     assert "accuracy on these 200 images" in text
+    if folder == ".":
+        return
     for pair in ["positive/black", "active/black", "negative/white", "inactive/white"]:
         assert pair in text  # the evaluator's summary
     assert "epoch_0001.png" in text and "epoch_0001.npz" in text  # the callback's files
