@@ -90,3 +90,23 @@ def images(rng):
 @pytest.fixture
 def model():
     return small_conv_net()
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    """A small saved classifier (4 classes), one per test module."""
+    path = str(tmp_path_factory.mktemp("model") / "net.keras")
+    small_conv_net(num_classes=4, seed=1).save(path)
+    return path
+
+
+def assert_stored_maps_equal(stored, expected):
+    """`tf_signsal.read_maps`'s `stored` equal, bit for bit, an in-process run's maps.npz
+    (`expected`, as np.load gives it): every index once, the logits, targets and maps."""
+    from tf_signsal import METHODS
+
+    np.testing.assert_array_equal(stored.index, np.arange(len(expected["files"])))
+    np.testing.assert_array_equal(stored.logits, expected["logits"])
+    np.testing.assert_array_equal(stored.targets, expected["targets"])
+    for method in METHODS:
+        np.testing.assert_array_equal(stored.maps[method], expected[method])

@@ -17,8 +17,12 @@ import pytest
 beam = pytest.importorskip("apache_beam")
 
 import tf_signsal  # noqa: E402
-from conftest import SHARED_DATA, small_conv_net, write_image_tree  # noqa: E402
-from tf_signsal import METHODS  # noqa: E402
+from conftest import (  # noqa: E402
+    SHARED_DATA,
+    assert_stored_maps_equal,
+    small_conv_net,
+    write_image_tree,
+)
 from tf_signsal import beam as signsal_beam  # noqa: E402
 from tf_signsal._io import read_json  # noqa: E402
 from tf_signsal.cli import main  # noqa: E402
@@ -214,11 +218,7 @@ def test_command_line_evaluate_and_explain_on_beam_equal_local(capsys, tmp_path)
     assert "tf_signsal.read_maps" in out
     expected = np.load(tmp_path / "maps_local" / "maps.npz")
     stored = tf_signsal.read_maps(tmp_path / "maps_beam")
-    np.testing.assert_array_equal(stored.index, np.arange(len(expected["files"])))
-    np.testing.assert_array_equal(stored.logits, expected["logits"])
-    np.testing.assert_array_equal(stored.targets, expected["targets"])
-    for method in METHODS:
-        np.testing.assert_array_equal(stored.maps[method], expected[method])
+    assert_stored_maps_equal(stored, expected)
     status = main([str(a) for a in (*explain, "--out", tmp_path / "maps_beam", "--engine",
                                     "beam")])
     assert status == 1 and "not empty" in capsys.readouterr().err

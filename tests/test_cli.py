@@ -29,13 +29,6 @@ from tf_signsal.evaluation import (
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("model") / "net.keras")
-    small_conv_net(num_classes=4, seed=1).save(path)
-    return path
-
-
 def _write_png(path, array):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     tf.io.write_file(path, tf.io.encode_png(array))

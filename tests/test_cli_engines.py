@@ -99,8 +99,7 @@ def test_command_line_evaluate_and_explain_on_ray_equal_local(capsys, tmp_path):
     import numpy as np
 
     import tf_signsal
-    from conftest import small_conv_net, write_image_tree
-    from tf_signsal import METHODS
+    from conftest import assert_stored_maps_equal, small_conv_net, write_image_tree
     from tf_signsal._io import read_json
 
     model_path = tmp_path / "model.keras"
@@ -129,8 +128,4 @@ def test_command_line_evaluate_and_explain_on_ray_equal_local(capsys, tmp_path):
     assert engine == local
     expected = np.load(tmp_path / "maps_local" / "maps.npz")
     stored = tf_signsal.read_maps(tmp_path / "maps_ray")
-    np.testing.assert_array_equal(stored.index, np.arange(len(expected["files"])))
-    np.testing.assert_array_equal(stored.logits, expected["logits"])
-    np.testing.assert_array_equal(stored.targets, expected["targets"])
-    for method in METHODS:
-        np.testing.assert_array_equal(stored.maps[method], expected[method])
+    assert_stored_maps_equal(stored, expected)

@@ -23,13 +23,6 @@ from tf_signsal.maps import SignedSaliency
 DEAD_PID = 2**22 + 1
 
 
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("model") / "net.keras")
-    small_conv_net(num_classes=4, seed=1).save(path)
-    return path
-
-
 def _pictures(folder, count):
     rng = np.random.default_rng(5)
     paths = []
