@@ -43,6 +43,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "tf_signsal.maps_io",  # the stored maps' files (read_maps): numpy, TF/pyarrow lazily
         "tf_signsal._data",
         "tf_signsal._model",  # what is read from a user's model: its input range, copies
+        "tf_signsal.precision",  # the model the engine runs: the user's, or a bfloat16 copy
     ),
     # Orders, fills, ROAD, counts, the evaluator, its result, the sanity checks and
     # the pointing game: every module under tf_signsal/evaluation/.

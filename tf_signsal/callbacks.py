@@ -39,6 +39,7 @@ from tf_signsal.evaluation import (
     pair_name,
 )
 from tf_signsal.maps import METHODS, SignedSaliency
+from tf_signsal.precision import check_precision, copy_weights
 
 FORMATS: tuple[str, ...] = ("png", "npz", "tensorboard")
 
@@ -227,6 +228,9 @@ class SaliencyMapsCallback(keras.callbacks.Callback):
             named baselines).
         overlay: draw the png's maps over their images (`plotting.plot_overlays`)
             rather than beside them.
+        precision: "float32" (default) or "bfloat16": the maps' passes run on a
+            bfloat16 copy of the model (see `SignedSaliency`), given the model's
+            current weights at each logged epoch.
         overwrite: let a `fit` that does not continue the epoch files already in
             `log_dir` remove them (see above); by default it is refused.
 
@@ -251,10 +255,12 @@ class SaliencyMapsCallback(keras.callbacks.Callback):
         value_range: tuple[float, float] = (0.0, 1.0),
         overlay: bool = False,
         overwrite: bool = False,
+        precision: str = "float32",
     ):
         super().__init__()
         self.value_range = _checks.value_range(value_range)
         self.attribution = as_attribution(attribution, self.value_range)
+        self.precision = check_precision(precision)
         self.overlay = _checks.boolean("overlay", overlay)
         self.overwrite = _checks.boolean("overwrite", overwrite)
         # Read as every consumer reads images (`_data`): an array, or (images, labels).
@@ -337,8 +343,11 @@ class SaliencyMapsCallback(keras.callbacks.Callback):
         if self._saliency is None or self._saliency.model is not self.model:
             # Built once: its traced functions read the live weights at each call.
             self._saliency = SignedSaliency(
-                self.model, attribution=self.attribution, value_range=self.value_range
+                self.model, attribution=self.attribution, value_range=self.value_range,
+                precision=self.precision,
             )
+        # A bfloat16 copy was made with the weights of its time: give it this epoch's.
+        copy_weights(self.model, self._saliency.compute_model)
         _checks.check_model_input(self.model, self.images)
         num_classes = self._saliency.num_classes(self.images)
         if self.class_names is not None and len(self.class_names) != num_classes:
@@ -459,6 +468,9 @@ class AllegianceCallback(keras.callbacks.Callback):
         attribution: what the maps are of (see `SignedSaliency`): "gradient"
             (the paper), "gradient_x_input", "integrated_gradients",
             "smoothgrad" or a configured `tf_signsal.attributions` object.
+        precision: "float32" (default) or "bfloat16": the maps and the deletions'
+            forward passes run on a bfloat16 copy of the model (see
+            `SignedSaliency`), given the model's current weights at each evaluation.
         protocol: a `DeletionProtocol` to evaluate (its fractions, pairs, orders,
             value range and seed) instead of `pairs`, `fractions` and
             `value_range`; the logs hold MoRF's AUCs.
@@ -494,9 +506,11 @@ class AllegianceCallback(keras.callbacks.Callback):
         attribution: str | Attribution = "gradient",
         protocol: DeletionProtocol | None = None,
         overwrite: bool = False,
+        precision: str = "float32",
     ):
         super().__init__()
         self.overwrite = _checks.boolean("overwrite", overwrite)
+        self.precision = check_precision(precision)
         if isinstance(data, tf.data.Dataset):  # evaluated every time: it must end
             _checks.finite_dataset(data, "data")
         self.data = data
@@ -545,6 +559,7 @@ class AllegianceCallback(keras.callbacks.Callback):
                 orders=self.protocol.orders,
                 seed=self.protocol.seed,
                 attribution=self.attribution,
+                precision=self.precision,
             )
 
     def on_train_begin(self, logs=None):
@@ -578,4 +593,6 @@ class AllegianceCallback(keras.callbacks.Callback):
         """Run the deletion benchmark on `data` with the model's current weights."""
         if self._evaluator is None:
             raise RuntimeError("AllegianceCallback.evaluate needs a model: call set_model first")
+        # A bfloat16 copy was made with the weights of its time: give it today's.
+        copy_weights(self._evaluator.model, self._evaluator.explainer.compute_model)
         return self._evaluator.evaluate(self.data, verbose=0)

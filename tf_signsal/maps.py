@@ -20,6 +20,7 @@ import tensorflow as tf
 from tf_signsal import _checks, _data, _model
 from tf_signsal.attributions import Attribution, as_attribution
 from tf_signsal.gradients import GradientStats, _GradientEngine, class_gradients
+from tf_signsal.precision import check_precision, compute_model
 from tf_signsal.vocabulary import METHODS
 
 _NEEDS_RIVALS = frozenset({"active", "inactive"})
@@ -176,6 +177,16 @@ class SignedSaliency:
             `value_range` of its own. When the model's first layers show another
             range (a `Rescaling(1/255)` takes [0, 255]), a `ValueRangeWarning`
             says which to pass.
+        precision: "float32" (default), or "bfloat16": the model's forward and
+            backward passes run in bfloat16 on a copy of it (Keras's "mixed_bfloat16"
+            policy, float32 variables, the weights copied at construction), while the
+            input gradients, the folds over classes and the maps stay float32. Faster
+            where the hardware has bfloat16 (AVX512-BF16/AMX CPUs, GPUs); the maps
+            agree with float32's up to its rounding (benchmarks/README.md, "Reduced
+            precision"). `saliency.model` stays your model, untouched;
+            `saliency.compute_model` is the model the passes run (the copy). A
+            subclassed model, a SavedModel (`load_model` of one) or a `Lambda` layer
+            cannot be copied so: a ValueError says what to pass instead.
 
     Example:
         >>> saliency = tf_signsal.SignedSaliency(model)
@@ -195,13 +206,17 @@ class SignedSaliency:
         rivals: int | None = None,
         attribution: str | Attribution = "gradient",
         value_range: tuple[float, float] = (0.0, 1.0),
+        precision: str = "float32",
     ):
         self.model = model
         self.value_range = _checks.value_range(value_range)
         self.attribution = as_attribution(attribution, self.value_range)
+        self.precision = check_precision(precision)
+        # The user's model for float32; a bfloat16 copy of it for "bfloat16".
+        self.compute_model = compute_model(model, self.precision)
         self._engine = _GradientEngine(
-            model, classes_per_chunk=classes_per_chunk, jacobian=jacobian, rivals=rivals,
-            attribution=self.attribution,
+            self.compute_model, classes_per_chunk=classes_per_chunk, jacobian=jacobian,
+            rivals=rivals, attribution=self.attribution,
         )
         _model.warn_value_range(model, self.value_range, stacklevel=2)
 

@@ -217,6 +217,7 @@ def export(
     protect: Iterable[str | os.PathLike] = (),
     attribution: str | Attribution = "gradient",
     value_range: tuple[float, float] = (0.0, 1.0),
+    precision: str = "float32",
 ) -> str:
     """Write a SavedModel with a `serving_default` and an `explain` signature.
 
@@ -270,6 +271,10 @@ def export(
             "gradient" (the paper), "gradient_x_input", "integrated_gradients",
             "smoothgrad" or a configured `tf_signsal.attributions` object.
         value_range: (low, high) of the model's input, for the attribution.
+        precision: what the explain signature's passes compute in: "float32"
+            (default), or "bfloat16" on a bfloat16 copy of the model (see
+            `SignedSaliency`; for a server with bfloat16 hardware). serving_default
+            stays the model's own; the manifest records the precision.
 
     Returns:
         The path written, as a string.
@@ -286,7 +291,7 @@ def export(
     shape = _image_shape(model, image_shape)
     saliency = SignedSaliency(
         model, classes_per_chunk=classes_per_chunk, jacobian=jacobian,
-        attribution=attribution, value_range=value_range,
+        attribution=attribution, value_range=value_range, precision=precision,
     )
     num_classes = _num_classes(saliency, shape)
     spec = tf.TensorSpec((None, *shape), tf.float32, name="images")
@@ -319,6 +324,7 @@ def export(
         archive.write_out(staging, verbose=False)
         _io.write_json(os.path.join(staging, _MANIFEST), {
             "command": "export", "files": sorted(os.listdir(staging)),
+            "precision": saliency.precision,
         })
         _replace(staging, path, overwrite, protect)
     except BaseException:

@@ -30,3 +30,7 @@ DATASETS: tuple[str, ...] = ("cifar10", "imagenette")
 
 MODEL_OUTPUTS: tuple[str, ...] = ("logits", "log_probabilities")
 """What a loaded model's output is explained as (`load_model(outputs=...)`, loading.py)."""
+
+PRECISIONS: tuple[str, ...] = ("float32", "bfloat16")
+"""What the model's forward and backward passes compute in (precision.py): float32, or
+bfloat16 on a copy of the model (Keras's "mixed_bfloat16" policy) with the maps in float32."""

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 from tf_signsal import _checks, _io
-from tf_signsal.vocabulary import ATTRIBUTIONS, MODEL_OUTPUTS
+from tf_signsal.vocabulary import ATTRIBUTIONS, MODEL_OUTPUTS, PRECISIONS
 
 PROG = "tf-signsal"
 
@@ -471,4 +471,14 @@ def attribution_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--attribution", choices=ATTRIBUTIONS, default="gradient",
         help="what the maps are channel reductions of (default: %(default)s, the paper)",
+    )
+
+
+def precision_argument(parser: argparse.ArgumentParser) -> None:
+    """--precision: what the model's passes compute in (`SignedSaliency(precision=...)`)."""
+    parser.add_argument(
+        "--precision", choices=PRECISIONS, default="float32",
+        help="float32 (default), or bfloat16: the model's passes run on a bfloat16 copy of it "
+        "(the maps stay float32); faster on CPUs with AVX512-BF16/AMX and on GPUs, the maps "
+        "agreeing with float32's up to bfloat16's rounding (benchmarks/README.md)",
     )

@@ -76,6 +76,12 @@ def engine_module(args: argparse.Namespace) -> Any:
                                f"--engine {args.engine}")
     if args.engine == "local":
         return None
+    if getattr(args, "precision", "float32") != "float32":
+        raise CommandError(
+            f"--precision {args.precision} runs on --engine local only: --engine "
+            f"{args.engine}'s workers compute in float32 (drop --precision, or use --engine "
+            "local)"
+        )
     if args.engine == "ray":
         given = [flag for name, (default, flag) in _RAY_DEFAULTS.items()
                  if getattr(args, name, default) != default]

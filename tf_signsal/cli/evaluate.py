@@ -26,6 +26,7 @@ from tf_signsal.cli._common import (
     model_argument,
     out_help,
     positive_int,
+    precision_argument,
     prepare_out,
     reading,
     run_record,
@@ -359,6 +360,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="format of the figures: png, or pdf or svg (vector, for papers) (default: png)",
     )
     attribution_argument(parser)
+    precision_argument(parser)
     parser.add_argument("--batch-size", type=positive_int, default=128, help="default: 128")
     _engines.engine_arguments(parser)
 
@@ -401,6 +403,7 @@ def run(args: argparse.Namespace) -> None:
         evaluator = AllegianceEvaluator(
             model, pairs=pairs, batch_size=args.batch_size, orders=args.orders,
             attribution=args.attribution, seed=args.seed, value_range=value_range,
+            precision=args.precision,
         )
     with reading(RuntimeError), telling_skipped():  # RuntimeError: tfds cannot download
         chosen = evaluation_data(
@@ -433,6 +436,7 @@ def run(args: argparse.Namespace) -> None:
         "pairs": [pair_name(pair) for pair in evaluator.pairs],
         "fractions": list(evaluator.fractions), "batch_size": args.batch_size,
         "orders": list(evaluator.orders), "attribution": args.attribution,
+        "precision": args.precision,
         "seed": args.seed, "engine": args.engine,
     }
     record["run"]["seconds"] = seconds

@@ -19,6 +19,7 @@ from tf_signsal.cli._common import (
     model_argument,
     non_negative_int,
     positive_int,
+    precision_argument,
     prepare_out,
     reading,
     telling_skipped,
@@ -82,6 +83,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the model is of this dataset: show its class names",
     )
     attribution_argument(parser)
+    precision_argument(parser)
     parser.add_argument("--batch-size", type=positive_int, default=32, help="default: 32")
     _engines.engine_arguments(parser)
 
@@ -159,7 +161,8 @@ def run(args: argparse.Namespace) -> None:
 
     with reading():
         explanation = SignedSaliency(
-            model, attribution=args.attribution, value_range=value_range
+            model, attribution=args.attribution, value_range=value_range,
+            precision=args.precision,
         ).explain(to_value_range(images, value_range), targets, methods,
                   batch_size=args.batch_size)
     (written, predictions), stale = write_out(

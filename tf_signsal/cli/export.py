@@ -11,6 +11,7 @@ from tf_signsal.cli._common import (
     attribution_argument,
     load_model,
     model_argument,
+    precision_argument,
     prepare_out,
     reading,
 )
@@ -34,6 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "CPU one (default: auto, for this machine)",
     )
     attribution_argument(parser)
+    precision_argument(parser)
     parser.add_argument(
         "--overwrite", action="store_true",
         help="replace an existing --out that export wrote (a SavedModel) or an empty folder "
@@ -53,6 +55,7 @@ def run(args: argparse.Namespace) -> None:
         path = serving.export(
             model, args.out, jacobian=args.jacobian, overwrite=args.overwrite,
             protect=(args.model,), attribution=args.attribution, value_range=value_range,
+            precision=args.precision,
         )
     print(f"SavedModel with signatures serving_default and explain: {path}")
     print(f"inspect it with: saved_model_cli show --all --dir {path}")

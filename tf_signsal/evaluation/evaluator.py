@@ -45,6 +45,7 @@ from tf_signsal.evaluation.random_control import random_maps
 from tf_signsal.evaluation.result import AllegianceResult
 from tf_signsal.evaluation.rules import ascending_ranks, thresholds_and_counts
 from tf_signsal.maps import SignedSaliency
+from tf_signsal.precision import check_precision
 
 Explainer = Callable[[tf.Tensor], Mapping[str, Any]]
 
@@ -82,6 +83,10 @@ class AllegianceEvaluator:
             ("gradient", "gradient_x_input", "integrated_gradients", "smoothgrad"
             or a configured `tf_signsal.attributions` object; see
             `SignedSaliency`); only with `explainer=None`.
+        precision: what the default explainer's passes and the deletions' forward
+            passes compute in: "float32" (default) or "bfloat16", on a bfloat16 copy
+            of the model (see `SignedSaliency`); only with `explainer=None` (build the
+            explainer with it instead).
         blur_sigma: deprecated, give the fill `Blur(sigma)` instead: the sigma of
             the pairs' "blur" fill (whose key becomes "blur(sigma)").
         road_noise: deprecated, give the fill `Road(noise_std)` instead: the noise
@@ -123,6 +128,7 @@ class AllegianceEvaluator:
         attribution: str | Attribution = "gradient",
         blur_sigma: float | None = None,
         road_noise: float | None = None,
+        precision: str = "float32",
     ):
         if explainer is not None and not callable(explainer):
             raise TypeError(
@@ -136,7 +142,7 @@ class AllegianceEvaluator:
         value_range = _checks.value_range(value_range)
         self.protocol = DeletionProtocol(
             fractions, deprecated_fill_options(pairs, blur_sigma, road_noise), orders,
-            value_range, seed, _describe(explainer, attribution, value_range),
+            value_range, seed, _describe(explainer, attribution, value_range, precision),
         )
         if self._own_maps:
             self.protocol.check_methods(DELETION_METHODS)
@@ -154,6 +160,12 @@ class AllegianceEvaluator:
                 "build it with the attribution instead, e.g. "
                 "explainer=SignedSaliency(model, attribution=...)"
             )
+        if explainer is not None and not (isinstance(precision, str) and precision == "float32"):
+            raise ValueError(
+                "`precision` configures the default explainer: with `explainer` given, "
+                "build it with the precision instead, e.g. "
+                "explainer=SignedSaliency(model, precision='bfloat16')"
+            )
         # Black and white are the ends of value_range, whoever makes the maps.
         _model.warn_value_range(model, self.value_range, stacklevel=2)
         with warnings.catch_warnings():
@@ -162,7 +174,8 @@ class AllegianceEvaluator:
                 warnings.simplefilter("ignore")
             own = isinstance(explainer, SignedSaliency) and self._own_maps
             self._saliency = explainer if own else SignedSaliency(
-                model, attribution=attribution, value_range=self.value_range
+                model, attribution=attribution, value_range=self.value_range,
+                precision=precision,
             )
         self.explainer: Explainer = self._saliency if explainer is None else explainer
         # Distinct maps and fills needed, and for each pair the index of its map and fill.
@@ -532,13 +545,22 @@ class AllegianceEvaluator:
         return counts.to_result()
 
 
-def _describe(explainer: Any, attribution: Any, value_range: tuple[float, float]) -> str:
+def _describe(
+    explainer: Any, attribution: Any, value_range: tuple[float, float], precision: Any
+) -> str:
     """What makes the maps, for the protocol's fingerprint: the default explainer's
-    attribution, or the explainer's type."""
+    attribution (and its precision, when not float32: the float32 description, and so
+    its fingerprints, are as before), or the explainer's type."""
     if explainer is None or isinstance(explainer, SignedSaliency):
         made = as_attribution(attribution, value_range) if explainer is None else (
             explainer.attribution
         )
+        if explainer is None:
+            precision = check_precision(precision)
+        else:
+            precision = explainer.precision
+        if precision != "float32":
+            return f"SignedSaliency({made!r}, precision={precision!r})"
         return f"SignedSaliency({made!r})"
     kind = explainer if callable(explainer) and hasattr(explainer, "__qualname__") else type(
         explainer
