@@ -1,8 +1,10 @@
 """ROAD's noisy linear imputation (`tf_signsal.evaluation.road.road_impute`) against a
-per-image scipy loop, on CIFAR-10 test images.
+per-image scipy loop, on CIFAR-10 (or Imagenette) test images.
 
-    python benchmarks/bench_road.py                  # 256 images, 3 rounds
+    python benchmarks/bench_road.py                  # 256 CIFAR-10 images, 3 rounds
     python benchmarks/bench_road.py --images 64 --rounds 2
+    python benchmarks/bench_road.py --dataset imagenette --images 8 --size 224 \
+        --fractions 0.1 0.5 0.9 --rounds 1          # large images
 
 For each fraction p the mask deletes the top p of the pixels of a seeded map:
 
@@ -12,19 +14,23 @@ For each fraction p the mask deletes the top p of the pixels of a seeded map:
 
 Rows, all timed in this process, round-robin over `--rounds` rounds (fastest kept):
 
-  road_impute  one batched, compiled call on all images (warm: compiled beforehand),
-               noise_std 0.01 (ROAD's default)
+  cg, cholesky one batched call of road_impute on all images with that solver (warm:
+               compiled beforehand), noise_std 0.01 (ROAD's default)
+  auto         the same with solver="auto" (its choice printed), the library's default
   scipy loop   per image: the sparse system (D_w - A)_uu built with numpy (vectorised, as
                ROAD's own `NoisyLinearImputer`), then one `scipy.sparse.linalg.spsolve`
                with every channel as a right-hand side (ROAD's own call); no noise
 
-"max diff" is the largest |road_impute(noise_std=0) - scipy| over all images.
+"x scipy" is the scipy loop's time over auto's. "max diff" is the largest
+|road_impute(noise_std=0, solver=s) - scipy| over all images and both solvers. The CPU's
+model and its AVX-512/AMX flags are printed first.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import platform
 import sys
 import time
 
@@ -38,7 +44,7 @@ import tensorflow as tf  # noqa: E402
 
 from tf_signsal.data import load  # noqa: E402
 from tf_signsal.evaluation.fills import blur_images  # noqa: E402
-from tf_signsal.evaluation.road import ROAD_NEIGHBOURS, road_impute  # noqa: E402
+from tf_signsal.evaluation.road import ROAD_NEIGHBOURS, auto_solver, road_impute  # noqa: E402
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
 FRACTIONS = (0.1, 0.3, 0.5, 0.7, 0.9)
@@ -81,6 +87,23 @@ def scipy_impute(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return out.reshape(image.shape)
 
 
+def cpu() -> str:
+    """The CPU's model name and its AVX-512/AMX flags, from /proc/cpuinfo."""
+    model, flags = platform.processor() or platform.machine(), []
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name":
+                    model = value.strip()
+                elif key.strip() == "flags":
+                    flags = [f for f in value.split() if f.startswith(("avx512", "amx"))]
+                    break
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} cores; flags: {' '.join(flags) or 'no AVX-512/AMX'}"
+
+
 def top_masks(maps: np.ndarray, fraction: float) -> np.ndarray:
     """The top `fraction` of each map's pixels (exactly round(fraction * H * W) of them)."""
     flat = maps.reshape(len(maps), -1)
@@ -93,49 +116,74 @@ def top_masks(maps: np.ndarray, fraction: float) -> np.ndarray:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", choices=("cifar10", "imagenette"), default="cifar10")
     parser.add_argument("--images", type=int, default=256)
+    parser.add_argument("--size", type=int, default=None,
+                        help="resize the images to SIZE x SIZE (default: the dataset's)")
+    parser.add_argument("--fractions", type=float, nargs="+", default=FRACTIONS)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
-    if not os.path.isdir(os.path.join(DATA, "cifar10", "test")):
-        print(f"CIFAR-10 not found under {DATA} (see ../shared/data/README.md): skipped")
+    folder = os.path.join(DATA, args.dataset)
+    if not os.path.isdir(folder):
+        print(f"{args.dataset} not found under {DATA} (see ../shared/data/README.md): skipped")
         return
-    batches = load("cifar10", "test", data_dir=DATA, shuffle=True, seed=42)
-    images = np.concatenate([x.numpy() for x, _ in batches.take(-(-args.images // 128))])
-    images = images[: args.images]
+    batches = load(args.dataset, "test", data_dir=DATA, shuffle=True, seed=42,
+                   drop_grayscale=args.dataset == "imagenette")
+    images, count = [], 0
+    for x, _ in batches:
+        images.append(x.numpy())
+        count += len(images[-1])
+        if count >= args.images:
+            break
+    images = np.concatenate(images)[: args.images]
+    if args.size:
+        images = tf.image.resize(images, (args.size, args.size)).numpy()
     rng = np.random.default_rng(0)
     random_maps = rng.random(images.shape[:3])
     smooth_maps = blur_images(random_maps[..., None], 2.0).numpy()[..., 0]
     tensor = tf.constant(images)
-    print(f"TensorFlow {tf.__version__}, {os.cpu_count()} CPU cores, GPU: "
-          f"{bool(tf.config.list_physical_devices('GPU'))}; {len(images)} CIFAR-10 test images "
-          f"32x32x3, {args.rounds} rounds (fastest kept)")
-    road_impute(tensor, top_masks(random_maps, 0.5))  # compile (once per shape)
+    n = len(images)
+    print(f"CPU: {cpu()}")
+    print(f"TensorFlow {tf.__version__}, GPU: {bool(tf.config.list_physical_devices('GPU'))}; "
+          f"{n} {args.dataset} test images {'x'.join(map(str, images.shape[1:]))}, "
+          f"{args.rounds} rounds (fastest kept), round-robin")
+    for solver in ("cg", "cholesky"):  # compile (once per shape)
+        road_impute(tensor, top_masks(random_maps, 0.5), solver=solver)
 
-    print("| masks | p | CG iterations | road_impute ms/image | scipy loop ms/image "
-          "| x faster | max diff |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-    totals = np.zeros(2)
+    print("| masks | p | CG iterations | cg ms/image | cholesky ms/image | auto chose "
+          "| auto ms/image | scipy loop ms/image | x scipy | max diff |")
+    print("| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |")
+    totals = np.zeros(4)
     for kind, maps in (("random", random_maps), ("smooth", smooth_maps)):
-        for fraction in FRACTIONS:
+        for fraction in args.fractions:
             masks = top_masks(maps, fraction)
             mask_tensor = tf.constant(masks)
-            fast = slow = np.inf
+            times = np.full(4, np.inf)
             for _ in range(args.rounds):
-                start = time.perf_counter()
-                road_impute(tensor, mask_tensor).numpy()
-                fast = min(fast, time.perf_counter() - start)
+                for column, solver in enumerate(("cg", "cholesky", "auto")):
+                    start = time.perf_counter()
+                    road_impute(tensor, mask_tensor, solver=solver).numpy()
+                    times[column] = min(times[column], time.perf_counter() - start)
                 start = time.perf_counter()
                 reference = np.stack([scipy_impute(x, m) for x, m in zip(images, masks)])
-                slow = min(slow, time.perf_counter() - start)
-            clean, iterations = road_impute(tensor, mask_tensor, 0.0, return_iterations=True)
-            difference = np.abs(clean.numpy() - reference).max()
-            totals += fast, slow
-            n = len(images)
-            print(f"| {kind} | {fraction:.1f} | {iterations} | {fast / n * 1e3:.3f} | "
-                  f"{slow / n * 1e3:.3f} | {slow / fast:.1f} | {difference:.1e} |")
-    print(f"all rows: road_impute {totals[0]:.2f} s, scipy loop {totals[1]:.2f} s, "
-          f"{totals[1] / totals[0]:.1f}x faster (goal >= 20x)")
+                times[3] = min(times[3], time.perf_counter() - start)
+            difference = 0.0
+            for solver in ("cg", "cholesky"):
+                clean, iterations = road_impute(tensor, mask_tensor, 0.0, solver=solver,
+                                                return_iterations=True)
+                difference = max(difference, np.abs(clean.numpy() - reference).max())
+                if solver == "cg":
+                    cg_iterations = iterations
+            chose = auto_solver(images.shape[1], images.shape[2], masks.mean())
+            totals += times
+            cg, cholesky, auto, slow = times / n * 1e3
+            print(f"| {kind} | {fraction:.1f} | {cg_iterations} | {cg:.3f} | {cholesky:.3f} | "
+                  f"{chose} | {auto:.3f} | {slow:.3f} | {slow / auto:.1f} | {difference:.1e} |")
+    print(f"all rows: cg {totals[0]:.2f} s, cholesky {totals[1]:.2f} s, auto {totals[2]:.2f} s, "
+          f"scipy loop {totals[3]:.2f} s; auto {totals[3] / totals[2]:.1f}x faster than the "
+          f"scipy loop (goal >= 3x), cg {totals[3] / totals[0]:.1f}x, "
+          f"cholesky {totals[3] / totals[1]:.1f}x")
 
 
 if __name__ == "__main__":

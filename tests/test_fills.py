@@ -8,6 +8,7 @@ import pytest
 import scipy.ndimage
 import scipy.sparse
 import scipy.sparse.linalg
+import tensorflow as tf
 
 from tf_signsal.evaluation.fills import (
     Blur,
@@ -21,7 +22,13 @@ from tf_signsal.evaluation.fills import (
     mean_images,
     parse_fill,
 )
-from tf_signsal.evaluation.road import ROAD_NEIGHBOURS, road_impute
+from tf_signsal.evaluation.road import (
+    ROAD_NEIGHBOURS,
+    SOLVERS,
+    auto_solver,
+    road_impute,
+    road_occlude,
+)
 
 # ----------------------------------------------------------------------------- reference
 
@@ -59,26 +66,33 @@ def reference_road(image, mask):
 
 
 def example_masks(rng, height, width):
-    """Random masks of several densities, a border frame, none, all but one pixel (in a
-    corner, so the rest are far from it), and all pixels."""
+    """Random masks of several densities, a border frame, a blob, one deleted pixel,
+    none, all but one pixel (in a corner, so the rest are far from it), and all pixels."""
     masks = [rng.random((height, width)) < p for p in (0.1, 0.3, 0.5, 0.7, 0.9, 0.97)]
     frame = np.zeros((height, width), bool)
     frame[[0, -1], :] = frame[:, [0, -1]] = True
     block = np.zeros((height, width), bool)
     block[1:, : width // 2 + 1] = True  # touches three borders
+    blob = scipy.ndimage.gaussian_filter(rng.random((height, width)), 1.5)
+    blob = blob > np.quantile(blob, 0.6)  # a smooth map's top 40%, as a saliency map's
+    one = np.zeros((height, width), bool)
+    one[height // 2, width // 2] = True
     almost = np.ones((height, width), bool)
     almost[-1, 0] = False
-    return np.stack(masks + [frame, block, np.zeros_like(frame), almost, np.ones_like(frame)])
+    return np.stack(
+        masks + [frame, block, blob, one, np.zeros_like(frame), almost, np.ones_like(frame)]
+    )
 
 
 # ----------------------------------------------------------------------------- ROAD
 
 
-@pytest.mark.parametrize("shape", [(6, 7, 1), (8, 8, 3)])
-def test_road_matches_scipy(rng, shape):
+@pytest.mark.parametrize("solver", SOLVERS)
+@pytest.mark.parametrize("shape", [(6, 7, 1), (8, 8, 3), (1, 9, 2), (9, 1, 3)])
+def test_road_matches_scipy(rng, shape, solver):
     masks = example_masks(rng, *shape[:2])
     images = rng.random((len(masks), *shape), dtype=np.float32)
-    imputed = road_impute(images, masks, noise_std=0.0).numpy()
+    imputed = road_impute(images, masks, noise_std=0.0, solver=solver).numpy()
     assert imputed.dtype == np.float32 and imputed.shape == images.shape
     for image, mask, result in zip(images, masks, imputed):
         np.testing.assert_allclose(result, reference_road(image, mask), rtol=0, atol=1e-4)
@@ -90,7 +104,8 @@ def test_road_matches_scipy(rng, shape):
     )
 
 
-def test_road_ill_conditioned(rng):
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_road_ill_conditioned(rng, solver):
     """Large holes fed by a few far pixels: float32 CG alone was off by 2.5e-4 at 64x64."""
     size = 32
     masks = np.ones((3, size, size), bool)
@@ -98,18 +113,19 @@ def test_road_ill_conditioned(rng):
     masks[1, size // 2, size // 2] = masks[1, 0, 0] = False
     masks[2, :, 0] = False  # one kept column
     images = rng.random((3, size, size, 3), dtype=np.float32)
-    imputed = road_impute(images, masks, noise_std=0.0).numpy()
+    imputed = road_impute(images, masks, noise_std=0.0, solver=solver).numpy()
     for image, mask, result in zip(images, masks, imputed):
         np.testing.assert_allclose(result, reference_road(image, mask), rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize("solver", ["cg", "cholesky"])
 @pytest.mark.parametrize("scale", [1e-30, 1e-16, 1e20, 1e30])
-def test_road_any_pixel_scale(rng, scale):
+def test_road_any_pixel_scale(rng, scale, solver):
     """float32 inner sums of squares underflow at 1e-16 and overflow at 1e20 unscaled."""
     masks = example_masks(rng, 8, 8)
     images = rng.random((len(masks), 8, 8, 3), dtype=np.float32)
     scaled = (images.astype(np.float64) * scale).astype(np.float32)
-    imputed = road_impute(scaled, masks, noise_std=0.0).numpy().astype(np.float64)
+    imputed = road_impute(scaled, masks, noise_std=0.0, solver=solver).numpy().astype(np.float64)
     for image, mask, result in zip(scaled, masks, imputed):
         np.testing.assert_allclose(result / scale, reference_road(image, mask) / scale,
                                    rtol=0, atol=1e-4)
@@ -159,12 +175,46 @@ def test_road_noise_independent_of_batching(rng):
 def test_road_iterations(rng):
     masks = example_masks(rng, 8, 8)
     images = rng.random((len(masks), 8, 8, 3), dtype=np.float32)
-    _, iterations = road_impute(images, masks, noise_std=0.0, return_iterations=True)
+    _, iterations = road_impute(images, masks, 0.0, return_iterations=True, solver="cg")
     assert 0 < iterations < 4 * 16 + 50
-    capped, iterations = road_impute(images, masks, 0.0, max_iterations=1, return_iterations=True)
+    capped, iterations = road_impute(
+        images, masks, 0.0, max_iterations=1, return_iterations=True, solver="cg"
+    )
     assert iterations == 1
+    _, iterations = road_impute(images, masks, 0.0, return_iterations=True, solver="cholesky")
+    assert iterations == 0  # no conjugate gradients ran
     np.testing.assert_array_equal(capped.numpy()[~masks], images[~masks])
 
+
+def test_road_solvers_share_the_noise(rng):
+    """The noise is added after the solve: the same for either solver."""
+    masks = example_masks(rng, 8, 8)
+    images = rng.random((len(masks), 8, 8, 3), dtype=np.float32)
+    noisy, clean = {}, {}
+    for solver in ("cg", "cholesky"):
+        noisy[solver] = road_impute(images, masks, 0.1, seed=7, solver=solver).numpy()
+        clean[solver] = road_impute(images, masks, 0.0, solver=solver).numpy()
+    np.testing.assert_allclose(noisy["cg"] - clean["cg"], noisy["cholesky"] - clean["cholesky"],
+                               rtol=0, atol=1e-5)
+    assert np.abs(noisy["cg"] - clean["cg"])[masks].min() > 0
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_road_auto_solver(rng, sparse):
+    """"auto" gives exactly what the solver `auto_solver` names gives, eagerly and traced
+    (the evaluator calls `road_occlude` inside its compiled functions)."""
+    masks = example_masks(rng, 8, 8)  # the shapes above: no new compile
+    if sparse:
+        masks &= rng.random(masks.shape) < 0.1
+    images = rng.random((len(masks), 8, 8, 3), dtype=np.float32)
+    chosen = auto_solver(8, 8, masks.mean())
+    assert chosen == ("cg" if sparse else "cholesky")
+    expected = road_impute(images, masks, 0.02, seed=3, solver=chosen).numpy()
+    np.testing.assert_array_equal(road_impute(images, masks, 0.02, seed=3).numpy(), expected)
+    traced = tf.function(lambda x, m: road_occlude(x, m, 0.02, 3))
+    np.testing.assert_array_equal(traced(images, masks).numpy(), expected)
+    # Wider than 32 pixels: conjugate gradients whatever the masks (its cost grows as W).
+    assert auto_solver(33, 33, 0.9) == "cg" and auto_solver(32, 32, 0.9) == "cholesky"
 
 @pytest.mark.parametrize(
     "kwargs, error, match",
@@ -184,6 +234,8 @@ def test_road_iterations(rng):
         ({"max_iterations": 0}, ValueError, "max_iterations"),
         ({"max_iterations": 2**31}, ValueError, "max_iterations"),  # would wrap in int32
         ({"noise_std": 1e39}, ValueError, "noise_std"),  # would be Inf in float32
+        ({"solver": "lu"}, ValueError, "solver"),
+        ({"solver": None}, TypeError, "solver"),
     ],
 )
 def test_road_checks(kwargs, error, match):

@@ -10,6 +10,7 @@ in any batch, on any device, in any order.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import tensorflow as tf
@@ -72,8 +73,10 @@ _INNER_TOLERANCE = 1e-3
 _ROUNDS = 4
 
 
-@tf.function(jit_compile=True, reduce_retracing=True)
-def _road(images, masks, noise_std, seed, tolerance, max_iterations):
+def _prepare(images, masks):
+    """What both solvers start from, float64: the deleted pixels that are unknowns
+    (none in an image with no kept pixel), the kept values scaled, their scale, which
+    images are solvable, the in-image weight sums D_w and the right-hand side A_uk x_k."""
     deleted = tf.cast(masks, tf.float64)[..., None]  # (B, H, W, 1)
     kept_count = tf.reduce_sum(1.0 - deleted, axis=(1, 2), keepdims=True)
     solvable = kept_count > 0  # (B, 1, 1, 1): an image with no kept pixel has no solution
@@ -86,19 +89,37 @@ def _road(images, masks, noise_std, seed, tolerance, max_iterations):
     scale = tf.where(scale > 0, scale, tf.ones_like(scale))
     known /= scale
     degree = _stencil(tf.ones_like(deleted[:1]))  # (1, H, W, 1) in-image weight sums D_w
+    b = unknown * _stencil(known)  # A_uk x_k
+    return unknown, known, kept_count, scale, solvable, degree, b
+
+
+def _apply(x, unknown, degree):
+    """(D_w - A) restricted to the unknowns, for x zero off them."""
+    return unknown * (degree * x - _stencil(x))
+
+
+def _finish(images, masks, x, scale, solvable, noise_std, seed):
+    """The occluded images: the solution scaled back (an unsolvable image's own mean),
+    plus the noise, on the deleted pixels only."""
+    means = tf.reduce_mean(tf.cast(images, tf.float64), axis=(1, 2), keepdims=True)
+    imputed = tf.cast(tf.where(solvable, x * scale, means), tf.float32)
+    imputed += noise_std * _road_noise(images, masks, seed)
+    return tf.where(masks[..., None], imputed, images)
+
+
+@tf.function(jit_compile=True, reduce_retracing=True)
+def _road(images, masks, noise_std, seed, tolerance, max_iterations):
+    """The conjugate-gradient solver (see `road_impute`)."""
+    unknown, known, kept_count, scale, solvable, degree, b = _prepare(images, masks)
     inverse_degree = tf.math.divide_no_nan(tf.ones_like(degree), degree)  # Jacobi
     unknown32 = tf.cast(unknown, tf.float32)
     degree32 = tf.cast(degree, tf.float32)
     inverse_degree32 = tf.cast(inverse_degree, tf.float32)
 
-    def apply(x, unknown, degree):  # (D_w - A) restricted to the unknowns, x zero off them
-        return unknown * (degree * x - _stencil(x))
-
-    b = unknown * _stencil(known)  # A_uk x_k
     # Start from the mean of the kept pixels: it removes the smoothest error component.
     x = unknown * tf.math.divide_no_nan(tf.reduce_sum(known, axis=(1, 2), keepdims=True),
                                         kept_count)
-    r = b - apply(x, unknown, degree)
+    r = b - _apply(x, unknown, degree)
     # Converged when the Jacobi-weighted residual norm is `tolerance` times that of b
     # (or, when b is 0, of the start), per image and channel.
     threshold = tolerance**2 * tf.maximum(_dot(b, b * inverse_degree), _dot(r, r * inverse_degree))
@@ -113,7 +134,7 @@ def _road(images, masks, noise_std, seed, tolerance, max_iterations):
 
         def body(i, d, r, p, rz):
             active = rz > inner_threshold
-            q = apply(p, unknown32, degree32)
+            q = _apply(p, unknown32, degree32)
             alpha = tf.where(active, tf.math.divide_no_nan(rz, _dot(p, q)), 0.0)
             d += alpha * p
             r -= alpha * q
@@ -137,17 +158,112 @@ def _road(images, masks, noise_std, seed, tolerance, max_iterations):
         rhs = tf.cast(tf.where(active(r), r, tf.zeros_like(r)), tf.float32)
         d, iterations = solve32(rhs, iterations)
         x += tf.cast(d, tf.float64)
-        return round_ + 1, iterations, x, b - apply(x, unknown, degree)
+        return round_ + 1, iterations, x, b - _apply(x, unknown, degree)
 
     def unfinished(round_, iterations, x, r):
         more = tf.logical_and(round_ < _ROUNDS, iterations < max_iterations)
         return tf.logical_and(more, tf.reduce_any(active(r)))
 
     _, iterations, x, _ = tf.while_loop(unfinished, refine, (0, 0, x, r))
-    means = tf.reduce_mean(tf.cast(images, tf.float64), axis=(1, 2), keepdims=True)
-    imputed = tf.cast(tf.where(solvable, x * scale, means), tf.float32)
-    imputed += noise_std * _road_noise(images, masks, seed)
-    return tf.where(masks[..., None], imputed, images), iterations
+    return _finish(images, masks, x, scale, solvable, noise_std, seed), iterations
+
+
+def _blocks(unknown, degree):
+    """The system K = U (D_w - A) U + (I - U) over all pixels (U the unknowns: identity
+    rows on the kept pixels, so every image has one shape), by image rows: its diagonal
+    blocks (B, H, W, W) and the transposed blocks coupling row i to row i + 1
+    (B, H - 1, W, W); float32."""
+    u = unknown[..., 0]  # (B, H, W)
+    width = u.shape[2]
+    eye = tf.eye(width)
+    beside = tf.linalg.diag(tf.ones(width - 1), k=1) + tf.linalg.diag(tf.ones(width - 1), k=-1)
+    diagonal = tf.linalg.diag(u * degree[..., 0] + (1 - u))
+    within = diagonal - u[..., :, None] * u[..., None, :] * (beside / 6)
+    across = -(u[:, :-1, :, None] * u[:, 1:, None, :]) * (eye / 6 + beside / 12)
+    return within, across
+
+
+def _factor(within, across):
+    """Block Cholesky of the block-tridiagonal K, rows of the image as blocks: K's block
+    rows i = L_i L_i^T + X_i^T X_i with X_i = L_i^-1 (coupling of rows i, i + 1)^T."""
+    factors, couplings = [], []
+    coupling = None
+    for i in range(within.shape[1]):
+        schur = within[:, i]
+        if coupling is not None:
+            schur -= tf.matmul(coupling, coupling, transpose_a=True)
+        factors.append(tf.linalg.cholesky(schur))
+        if i + 1 < within.shape[1]:
+            coupling = tf.linalg.triangular_solve(factors[-1], across[:, i])
+            couplings.append(coupling)
+    return factors, couplings
+
+
+def _substitute(factors, couplings, rhs):
+    """K^-1 rhs for rhs (B, H, W, ch) float32, from `_factor`'s blocks."""
+    forward = []
+    for i, factor in enumerate(factors):
+        b = rhs[:, i]
+        if i:
+            b -= tf.matmul(couplings[i - 1], forward[-1], transpose_a=True)
+        forward.append(tf.linalg.triangular_solve(factor, b))
+    x = [None] * len(factors)
+    for i in reversed(range(len(factors))):
+        y = forward[i]
+        if i + 1 < len(factors):
+            y -= tf.matmul(couplings[i], x[i + 1])
+        x[i] = tf.linalg.triangular_solve(factors[i], y, adjoint=True)
+    return tf.stack(x, axis=1)
+
+
+@tf.function(jit_compile=True)
+def _cholesky_start(images, masks):
+    """`_prepare` and `_blocks`, fused by XLA (5x faster than as plain graph ops)."""
+    unknown, _, _, scale, solvable, degree, b = _prepare(images, masks)
+    within, across = _blocks(tf.cast(unknown, tf.float32), tf.cast(degree[0], tf.float32))
+    return within, across, unknown, scale, solvable, degree, b
+
+
+@tf.function(jit_compile=True)
+def _cholesky_residual(x, unknown, degree, b):
+    """The float64 solution so far, and its residual in float32 (refinement's right-hand
+    side)."""
+    x = tf.cast(x, tf.float64) * unknown
+    return x, tf.cast(b - _apply(x, unknown, degree), tf.float32)
+
+
+@tf.function(jit_compile=True)
+def _cholesky_finish(images, masks, x, correction, unknown, scale, solvable, noise_std, seed):
+    x += tf.cast(correction, tf.float64) * unknown
+    return _finish(images, masks, x, scale, solvable, noise_std, seed)
+
+
+# The factorisation and substitutions run as plain graph ops, not under XLA: XLA's CPU
+# Cholesky and triangular solves were 6x and 2.5x slower than TensorFlow's kernels on
+# 256 32x32 blocks, and a batch-last elimination written out for XLA took 5 s a call.
+# Their loops over the image rows are unrolled, so they are traced once per image size.
+@functools.cache
+def _road_cholesky(height: int, width: int) -> Any:
+    """The block-Cholesky solver for height x width images (see `road_impute`): a
+    float32 factorisation, one substitution, then one round of iterative refinement on
+    the float64 residual."""
+
+    @tf.function(input_signature=(
+        tf.TensorSpec((None, height, width, None), tf.float32),
+        tf.TensorSpec((None, height, width), tf.bool),
+        tf.TensorSpec((), tf.float32),
+        tf.TensorSpec((), tf.uint32),
+    ))
+    def solve(images, masks, noise_std, seed):
+        within, across, unknown, scale, solvable, degree, b = _cholesky_start(images, masks)
+        factors, couplings = _factor(within, across)
+        x = _substitute(factors, couplings, tf.cast(b, tf.float32))
+        x, residual = _cholesky_residual(x, unknown, degree, b)
+        correction = _substitute(factors, couplings, residual)
+        return _cholesky_finish(images, masks, x, correction, unknown, scale, solvable,
+                                noise_std, seed)
+
+    return solve
 
 
 def _max_iterations(height: int, width: int) -> int:
@@ -155,26 +271,52 @@ def _max_iterations(height: int, width: int) -> int:
     return 4 * (height + width) + 50
 
 
-def _solve(images, masks, noise_std, seed, tolerance, max_iterations):
-    """`_road` with its scalars as the tensors it is traced for."""
-    return _road(
-        images,
-        masks,
-        tf.constant(noise_std, tf.float32),
-        tf.constant(seed, tf.uint32),
-        tf.constant(tolerance, tf.float64),
-        tf.constant(max_iterations, tf.int32),
-    )
+SOLVERS = ("auto", "cg", "cholesky")
+"""`road_impute`'s solvers: "auto" chooses between the other two by `_cholesky_pays`."""
+# "auto"'s rule, from benchmarks/bench_road.py (benchmarks/README.md, ROAD section).
+_CHOLESKY_MAX_WIDTH = 32
+_CHOLESKY_MIN_FRACTION = 0.2
+
+
+def _solve(images, masks, noise_std, seed, tolerance, max_iterations, solver):
+    """(imputed images, conjugate-gradient iterations) by `solver`, its scalars as the
+    tensors the solvers are traced for."""
+    noise_std = tf.constant(noise_std, tf.float32)
+    seed = tf.constant(seed, tf.uint32)
+    height, width = images.shape[1], images.shape[2]
+
+    def cg():
+        return _road(images, masks, noise_std, seed, tf.constant(tolerance, tf.float64),
+                     tf.constant(max_iterations, tf.int32))
+
+    def cholesky():
+        solve = _road_cholesky(height, width)
+        return solve(images, masks, noise_std, seed), tf.constant(0, tf.int32)
+
+    if solver == "cholesky":
+        return cholesky()
+    if solver == "cg" or height is None or width is None or auto_solver(height, width) == "cg":
+        return cg()
+    fraction = tf.reduce_mean(tf.cast(masks, tf.float32))
+    return tf.cond(fraction >= _CHOLESKY_MIN_FRACTION, cholesky, cg)
+
+
+def auto_solver(height: int, width: int, fraction: float = 1.0) -> str:
+    """The solver `road_impute(..., solver="auto")` uses for a batch of height x width
+    images whose masks delete `fraction` of the pixels (over the whole batch)."""
+    if width > _CHOLESKY_MAX_WIDTH or fraction < _CHOLESKY_MIN_FRACTION:
+        return "cg"
+    return "cholesky"
 
 
 def road_occlude(
     images: tf.Tensor, masks: tf.Tensor, noise_std: float = 0.01, seed: int = 0
 ) -> tf.Tensor:
     """`road_impute` of an already checked float32 batch and bool masks, with the default
-    tolerance and iteration cap; traceable (the evaluator calls it inside its compiled
-    forward passes)."""
+    tolerance, iteration cap and solver; traceable (the evaluator calls it inside its
+    compiled forward passes)."""
     cap = _max_iterations(images.shape[1], images.shape[2])
-    imputed, _ = _solve(images, masks, noise_std, seed, ROAD_TOLERANCE, cap)
+    imputed, _ = _solve(images, masks, noise_std, seed, ROAD_TOLERANCE, cap, "auto")
     return imputed
 
 
@@ -187,6 +329,7 @@ def road_impute(
     tolerance: float = ROAD_TOLERANCE,
     max_iterations: int | None = None,
     return_iterations: bool = False,
+    solver: str = "auto",
 ) -> tf.Tensor | tuple[tf.Tensor, int]:
     """ROAD's noisy linear imputation (Rong et al. 2022, arXiv 2202.00449).
 
@@ -201,15 +344,31 @@ def road_impute(
     gives `(D_w - A)_uu x_u = A_uk x_k` (A the symmetric neighbour-weight matrix, u the
     deleted and k the kept pixels), the same solution. `D_w - A` is a weighted graph
     Laplacian, so its restriction to the unknowns is symmetric positive definite as
-    soon as every connected part of the deleted pixels touches a kept pixel. It is
-    solved by Jacobi-preconditioned conjugate gradients over all images and channels at
+    soon as every connected part of the deleted pixels touches a kept pixel. Two
+    solvers, both over all images at once; `solver="auto"` (`auto_solver`) takes the
+    block-Cholesky one for images at most 32 pixels wide whose masks delete at least 20%
+    of the batch's pixels, conjugate gradients otherwise (the faster one in
+    benchmarks/bench_road.py on this project's 2-core CPUs: at 32x32 the direct one was
+    1.5-3.5x faster except on sparse scattered masks; at 64x64 and 224x224 it was
+    slower in all but one row, its cost growing as H * W**3 per image).
+
+    `"cg"`: Jacobi-preconditioned conjugate gradients over all images and channels at
     once (the 3x3 stencil applied as shifted slices of a zero-padded tensor), started
     from the mean of the kept pixels, with iterative refinement: float32 CG solves each
     correction to 1e-3 of its right-hand side, the residual is recomputed in float64,
     and at most 4 rounds run, until every system's residual (Jacobi-weighted norm) is
-    `tolerance` times that of its right-hand side or `max_iterations` is reached. The
-    kept values are scaled to max |value| = 1 per image and channel first (the solution
-    is linear in them), so images of any scale are solved equally well.
+    `tolerance` times that of its right-hand side or `max_iterations` is reached.
+
+    `"cholesky"`: the system padded with identity rows for the kept pixels (one shape
+    for every image) is block tridiagonal, one block per image row; its block Cholesky
+    factorisation (H batched W x W `cholesky` and `triangular_solve` steps, memory
+    ~4 H W**2 floats per image) is computed in float32 once for all channels, then one
+    round of iterative refinement on the float64 residual brings it to ~1e-8.
+    `tolerance` and `max_iterations` do not apply to it.
+
+    Either way the kept values are scaled to max |value| = 1 per image and channel
+    first (the solution is linear in them), so images of any scale are solved equally
+    well.
 
     No kept pixel: the image's 8-neighbour grid is connected, so a connected part of
     the deleted pixels with no kept neighbour is the whole image. An image with every
@@ -220,8 +379,9 @@ def road_impute(
     quantile of a 24-bit uniform per pixel and channel, so |noise| <= 5.3 noise_std): the
     same image and mask give the same result alone or in any batch, on any device.
 
-    The solver is compiled with XLA (`jit_compile=True`): the first call for each
-    input shape compiles (a few seconds on a CPU).
+    The conjugate gradients are compiled with XLA (`jit_compile=True`), the Cholesky
+    solver traced once per image size: the first call for each input shape compiles
+    (a few seconds on a CPU).
 
     Args:
         images: float (B, H, W, ch) images.
@@ -236,8 +396,9 @@ def road_impute(
             iterations on 32x32, 296 on 64x64, 1053 on 224x224; masks of the paper's
             fractions on 32x32 CIFAR-10 images: <= 57 for random maps, <= 131 for
             smooth ones). When the cap is reached, the current iterate is returned.
-        return_iterations: also return the number of iterations run (the maximum over
-            the batch).
+        return_iterations: also return the number of conjugate-gradient iterations
+            run (the maximum over the batch; 0 when the Cholesky solver ran).
+        solver: "auto" (the default), "cg" or "cholesky" (see above).
 
     Returns:
         float32 tensor (B, H, W, ch): the images with their deleted pixels imputed;
@@ -260,7 +421,10 @@ def road_impute(
         max_iterations = _max_iterations(images.shape[1], images.shape[2])
     # An int32 on the device: a larger cap would wrap around.
     max_iterations = _checks.integer("max_iterations", max_iterations, 1, 2**31 - 1)
-    imputed, iterations = _solve(images, masks, noise_std, seed, tolerance, max_iterations)
+    solver = _checks.one_of("solver", solver, SOLVERS)
+    imputed, iterations = _solve(
+        images, masks, noise_std, seed, tolerance, max_iterations, solver
+    )
     if return_iterations:
         return imputed, int(iterations)
     return imputed
