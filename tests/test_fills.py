@@ -156,18 +156,19 @@ def test_road_noise(rng):
     assert abs(np.corrcoef(difference.ravel(), shifted_difference.ravel())[0, 1]) < 0.1
 
 
-def test_road_noise_independent_of_batching(rng):
+@pytest.mark.parametrize("solver", ["cg", "cholesky"])
+def test_road_noise_independent_of_batching(rng, solver):
     masks = example_masks(rng, 8, 8)  # the shapes of test_road_matches_scipy
     images = rng.random((len(masks), 8, 8, 3), dtype=np.float32)
-    batch = road_impute(images, masks, noise_std=0.1, seed=7).numpy()
-    alone = road_impute(images[3:4], masks[3:4], noise_std=0.1, seed=7).numpy()
+    batch = road_impute(images, masks, noise_std=0.1, seed=7, solver=solver).numpy()
+    alone = road_impute(images[3:4], masks[3:4], noise_std=0.1, seed=7, solver=solver).numpy()
     np.testing.assert_array_equal(batch[3], alone[0])
-    reordered = road_impute(images[::-1], masks[::-1], noise_std=0.1, seed=7).numpy()
+    reordered = road_impute(images[::-1], masks[::-1], 0.1, seed=7, solver=solver).numpy()
     np.testing.assert_array_equal(reordered[::-1], batch)
     # An image that differs in one pixel draws other noise; the others keep theirs.
     changed = images.copy()
     changed[3, 0, 0, 0] += 0.25
-    other = road_impute(changed, masks, noise_std=0.1, seed=7).numpy()
+    other = road_impute(changed, masks, noise_std=0.1, seed=7, solver=solver).numpy()
     assert np.abs(other[3] - batch[3])[masks[3]].min() > 0
     np.testing.assert_array_equal(np.delete(other, 3, 0), np.delete(batch, 3, 0))
 
@@ -199,22 +200,19 @@ def test_road_solvers_share_the_noise(rng):
     assert np.abs(noisy["cg"] - clean["cg"])[masks].min() > 0
 
 
-@pytest.mark.parametrize("sparse", [False, True])
-def test_road_auto_solver(rng, sparse):
+def test_road_auto_solver(rng):
     """"auto" gives exactly what the solver `auto_solver` names gives, eagerly and traced
-    (the evaluator calls `road_occlude` inside its compiled functions)."""
+    (the evaluator calls `road_occlude` inside its compiled functions), chosen by the
+    image size only."""
     masks = example_masks(rng, 8, 8)  # the shapes above: no new compile
-    if sparse:
-        masks &= rng.random(masks.shape) < 0.1
     images = rng.random((len(masks), 8, 8, 3), dtype=np.float32)
-    chosen = auto_solver(8, 8, masks.mean())
-    assert chosen == ("cg" if sparse else "cholesky")
-    expected = road_impute(images, masks, 0.02, seed=3, solver=chosen).numpy()
+    expected = road_impute(images, masks, 0.02, seed=3, solver=auto_solver(8, 8)).numpy()
     np.testing.assert_array_equal(road_impute(images, masks, 0.02, seed=3).numpy(), expected)
     traced = tf.function(lambda x, m: road_occlude(x, m, 0.02, 3))
     np.testing.assert_array_equal(traced(images, masks).numpy(), expected)
-    # Wider than 32 pixels: conjugate gradients whatever the masks (its cost grows as W).
-    assert auto_solver(33, 33, 0.9) == "cg" and auto_solver(32, 32, 0.9) == "cholesky"
+    # Up to 32 pixels wide (CIFAR-10) the direct solver, wider the conjugate gradients.
+    assert [auto_solver(h, w) for h, w in ((8, 8), (32, 32), (32, 33), (224, 224))] == [
+        "cholesky", "cholesky", "cg", "cg"]
 
 @pytest.mark.parametrize(
     "kwargs, error, match",

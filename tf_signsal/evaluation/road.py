@@ -275,7 +275,6 @@ SOLVERS = ("auto", "cg", "cholesky")
 """`road_impute`'s solvers: "auto" chooses between the other two by `_cholesky_pays`."""
 # "auto"'s rule, from benchmarks/bench_road.py (benchmarks/README.md, ROAD section).
 _CHOLESKY_MAX_WIDTH = 32
-_CHOLESKY_MIN_FRACTION = 0.2
 
 
 def _solve(images, masks, noise_std, seed, tolerance, max_iterations, solver):
@@ -295,18 +294,15 @@ def _solve(images, masks, noise_std, seed, tolerance, max_iterations, solver):
 
     if solver == "cholesky":
         return cholesky()
-    if solver == "cg" or height is None or width is None or auto_solver(height, width) == "cg":
-        return cg()
-    fraction = tf.reduce_mean(tf.cast(masks, tf.float32))
-    return tf.cond(fraction >= _CHOLESKY_MIN_FRACTION, cholesky, cg)
+    if solver == "auto" and height is not None and width is not None:
+        solver = auto_solver(height, width)
+    return cholesky() if solver == "cholesky" else cg()
 
 
-def auto_solver(height: int, width: int, fraction: float = 1.0) -> str:
-    """The solver `road_impute(..., solver="auto")` uses for a batch of height x width
-    images whose masks delete `fraction` of the pixels (over the whole batch)."""
-    if width > _CHOLESKY_MAX_WIDTH or fraction < _CHOLESKY_MIN_FRACTION:
-        return "cg"
-    return "cholesky"
+def auto_solver(height: int, width: int) -> str:
+    """The solver `road_impute(..., solver="auto")` uses for height x width images: by
+    their size only, so that an image and its mask get the same result in any batch."""
+    return "cholesky" if width <= _CHOLESKY_MAX_WIDTH else "cg"
 
 
 def road_occlude(
@@ -346,11 +342,12 @@ def road_impute(
     Laplacian, so its restriction to the unknowns is symmetric positive definite as
     soon as every connected part of the deleted pixels touches a kept pixel. Two
     solvers, both over all images at once; `solver="auto"` (`auto_solver`) takes the
-    block-Cholesky one for images at most 32 pixels wide whose masks delete at least 20%
-    of the batch's pixels, conjugate gradients otherwise (the faster one in
-    benchmarks/bench_road.py on this project's 2-core CPUs: at 32x32 the direct one was
-    1.5-3.5x faster except on sparse scattered masks; at 64x64 and 224x224 it was
-    slower in all but one row, its cost growing as H * W**3 per image).
+    block-Cholesky one for images at most 32 pixels wide, conjugate gradients for wider
+    ones, by the image size only, so that the result of an image does not depend on its
+    batch (benchmarks/bench_road.py on this project's 2-core CPUs: at 32x32 the direct
+    solver was faster on every row but the sparsest scattered masks, and over all rows;
+    at 64x64 and 224x224 slower over all rows, its cost growing as H * W**3 per image
+    and that of the conjugate gradients as H * W * iterations).
 
     `"cg"`: Jacobi-preconditioned conjugate gradients over all images and channels at
     once (the 3x3 stencil applied as shifted slices of a zero-padded tensor), started
