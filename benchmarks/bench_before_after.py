@@ -36,7 +36,7 @@ sys.path.insert(0, ROOT)
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+from _machine import describe_machine  # noqa: E402
 
 import tf_signsal as new  # noqa: E402
 
@@ -59,22 +59,6 @@ def import_old(checkout: str):
                     f.write(text)
     sys.path.insert(0, os.path.dirname(target))
     return importlib.import_module("tf_signsal_old")
-
-
-def cpu_description() -> str:
-    model, flags = "unknown CPU", []
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name") and model == "unknown CPU":
-                    model = line.split(":", 1)[1].strip()
-                if line.startswith("flags"):
-                    flags = line.split(":", 1)[1].split()
-                    break
-    except OSError:
-        pass
-    wanted = [f for f in flags if f.startswith(("avx512", "amx")) or f in ("avx2", "fma")]
-    return f"{model}, {os.cpu_count()} cores; flags: {' '.join(sorted(wanted))}"
 
 
 def test_images(old, count: int) -> tuple[np.ndarray, np.ndarray]:
@@ -137,7 +121,7 @@ def main() -> None:
     args = parser.parse_args()
 
     old = import_old(args.old)
-    print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}; {cpu_description()}")
+    print(describe_machine())
     model = keras.saving.load_model(MODEL)
     images, labels = test_images(old, args.images)
     print(f"{len(images)} CIFAR-10 test images, {MODEL}\n")

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -37,17 +36,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
+from _machine import describe_machine  # noqa: E402
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
 BATCH = 64
-
-
-def cpu_model() -> str:
-    with open("/proc/cpuinfo") as file:
-        for line in file:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 def load_images(count: int) -> np.ndarray:
@@ -97,14 +89,13 @@ def main() -> None:
 
     import keras
     import ray
-    import tensorflow as tf
 
     import tf_signsal
     import tf_signsal.ray as tf_ray
     from tf_signsal.models import paper_cnn
 
-    print(f"CPU: {cpu_model()}, {os.cpu_count()} cores; TensorFlow {tf.__version__}, "
-          f"Ray {ray.__version__}; load average at start {os.getloadavg()[0]:.1f}")
+    print(f"{describe_machine()}\nRay {ray.__version__}; "
+          f"load average at start {os.getloadavg()[0]:.1f}")
     images = load_images(args.images)
     work = tempfile.mkdtemp()
     model_path = os.path.join(work, "paper_cnn.keras")

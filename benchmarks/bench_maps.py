@@ -29,23 +29,34 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from _machine import describe_machine  # noqa: E402
 
 from tf_signsal import METHODS, SignedSaliency  # noqa: E402
 from tf_signsal.models import paper_cnn, resnet18  # noqa: E402
 
 
-def median_seconds(rows: dict, repeats: int) -> dict[str, float]:
-    """Median seconds of each row; the repeats go round-robin over the rows, so that a load
-    change on a shared machine hits every row alike instead of skewing one."""
+def round_robin(rows: dict, repeats: int) -> dict[str, tuple[float, float]]:
+    """Median (wall seconds, process CPU seconds) of each row. The repeats go round-robin
+    over the rows, so that a load change on a shared machine hits every row alike instead of
+    skewing one; CPU seconds, which waiting for a core does not count, are the steadier
+    measure when other jobs share the machine."""
     for run in rows.values():
         run()  # warm-up: tracing and allocation
-    times: dict[str, list[float]] = {label: [] for label in rows}
+    times: dict[str, list[tuple[float, float]]] = {label: [] for label in rows}
     for _ in range(repeats):
         for label, run in rows.items():
-            start = time.perf_counter()
+            wall, cpu = time.perf_counter(), time.process_time()
             run()
-            times[label].append(time.perf_counter() - start)
-    return {label: float(np.median(values)) for label, values in times.items()}
+            times[label].append((time.perf_counter() - wall, time.process_time() - cpu))
+    return {
+        label: tuple(float(x) for x in np.median(np.array(values), axis=0))
+        for label, values in times.items()
+    }
+
+
+def median_seconds(rows: dict, repeats: int) -> dict[str, float]:
+    """Median wall seconds of each row, timed round-robin (`round_robin`)."""
+    return {label: wall for label, (wall, _) in round_robin(rows, repeats).items()}
 
 
 def baselines(model, num_classes: int):
@@ -110,17 +121,19 @@ def bench_model(name: str, model, batch: int, repeats: int) -> list[dict]:
         "all-class jacobian": lambda: jacobian(images).numpy(),
         "authors' way (5 + 2C passes)": lambda: authors(images),
     }
-    seconds = median_seconds(rows, repeats)
-    baseline = seconds["all-class loop"]
-    five_seconds = seconds[next(iter(rows))]
+    timings = round_robin(rows, repeats)
+    loop_wall, loop_cpu = timings["all-class loop"]
+    five_wall, five_cpu = timings[next(iter(rows))]
     print(f"\n{name}: batch {batch}, {num_classes} classes, median of {repeats}")
-    print("| row | s/batch | images/s | x all-class loop | x five maps |")
-    print("| --- | ---: | ---: | ---: | ---: |")
-    for label, s in seconds.items():
+    print("| row | s/batch | images/s | x all-class loop | x five maps | CPU s | CPU x loop |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for label, (wall, cpu) in timings.items():
         print(
-            f"| {label} | {s:.3f} | {batch / s:.1f} | {s / baseline:.2f} | {s / five_seconds:.2f} |"
+            f"| {label} | {wall:.3f} | {batch / wall:.1f} | {wall / loop_wall:.2f} | "
+            f"{wall / five_wall:.2f} | {cpu:.3f} | {cpu / loop_cpu:.2f} |"
         )
-    return [{"model": name, "row": label, "seconds": s} for label, s in seconds.items()]
+    return [{"model": name, "row": label, "seconds": wall, "cpu_seconds": cpu}
+            for label, (wall, cpu) in timings.items()]
 
 
 def memory_case(kind: str, num_classes: int, classes_per_chunk: int) -> None:
@@ -190,10 +203,7 @@ def main() -> None:
         kind, num_classes, chunk = args.memory_case
         memory_case(kind, int(num_classes), int(chunk))
         return
-    print(
-        f"TensorFlow {tf.__version__}, {os.cpu_count()} CPU cores, "
-        f"GPU: {bool(tf.config.list_logical_devices('GPU'))}"
-    )
+    print(describe_machine())
     bench_model("paper CNN 32x32", paper_cnn((32, 32, 3), 10), batch=128, repeats=9)
     if not args.skip_resnet:
         bench_model("ResNet-18 224x224", resnet18((224, 224, 3), 10), batch=8, repeats=3)

@@ -14,7 +14,6 @@ of those pixels and of the top 10% pixels of each map.
 from __future__ import annotations
 
 import os
-import platform
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -22,20 +21,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from _machine import describe_machine  # noqa: E402
 
 from tf_signsal import SignedSaliency  # noqa: E402
-
-
-def cpu_model() -> str:
-    """The CPU's model name (Linux), else what the platform module says."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as file:
-            for line in file:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -61,8 +49,7 @@ def timed(saliency: SignedSaliency, images: tf.Tensor):
 
 def main() -> None:
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
-    print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, CPU: {cpu_model()}, "
-          f"{os.cpu_count()} cores; load average before: {load}")
+    print(f"{describe_machine()}\nload average before: {load}")
     print("This machine is shared with other jobs: the times are of a loaded CPU.")
     keras.utils.set_random_seed(0)
     model = keras.Sequential([
