@@ -184,8 +184,9 @@ def _blocks(unknown, degree):
 
 
 def _factor(within, across):
-    """Block Cholesky of the block-tridiagonal K, rows of the image as blocks: K's block
-    rows i = L_i L_i^T + X_i^T X_i with X_i = L_i^-1 (coupling of rows i, i + 1)^T."""
+    """Block Cholesky of the block-tridiagonal K, rows of the image as blocks: the
+    diagonal block i is L_i L_i^T + X_{i-1}^T X_{i-1}, with X_i = L_i^-1 `across[:, i]`
+    (lists of (B, W, W) factors L_i and couplings X_i)."""
     factors, couplings = [], []
     coupling = None
     for i in range(within.shape[1]):
@@ -218,7 +219,8 @@ def _substitute(factors, couplings, rhs):
 
 @tf.function(jit_compile=True)
 def _cholesky_start(images, masks):
-    """`_prepare` and `_blocks`, fused by XLA (5x faster than as plain graph ops)."""
+    """`_prepare` and `_blocks`, fused by XLA (as plain graph ops, building the blocks
+    took 166 of 854 ms of a call on 256 CIFAR-10-sized images)."""
     unknown, _, _, scale, solvable, degree, b = _prepare(images, masks)
     within, across = _blocks(tf.cast(unknown, tf.float32), tf.cast(degree[0], tf.float32))
     return within, across, unknown, scale, solvable, degree, b
@@ -234,6 +236,7 @@ def _cholesky_residual(x, unknown, degree, b):
 
 @tf.function(jit_compile=True)
 def _cholesky_finish(images, masks, x, correction, unknown, scale, solvable, noise_std, seed):
+    """The refined solution, then `_finish`."""
     x += tf.cast(correction, tf.float64) * unknown
     return _finish(images, masks, x, scale, solvable, noise_std, seed)
 
