@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -43,6 +42,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from _machine import describe_machine  # noqa: E402
 from bench_maps import median_seconds, peak_rss_mib  # noqa: E402
 
 from tf_signsal import SignedSaliency  # noqa: E402
@@ -50,23 +50,6 @@ from tf_signsal import SignedSaliency  # noqa: E402
 SIZE = (224, 224, 3)
 NUM_CLASSES = 1000
 MODELS = ("mobilenetv2", "resnet50", "vit")
-
-
-def machine() -> str:
-    """CPU model, its AVX-512/AMX flags, cores and TensorFlow version."""
-    name, flags = platform.processor() or "?", set()
-    try:
-        with open("/proc/cpuinfo", encoding="ascii") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    name = line.split(":", 1)[1].strip()
-                elif line.startswith("flags"):
-                    flags |= {f for f in line.split(":", 1)[1].split()
-                              if f.startswith(("avx512", "amx"))}
-    except OSError:
-        pass
-    return (f"CPU: {name}, {os.cpu_count()} cores; flags: {' '.join(sorted(flags)) or 'none'}\n"
-            f"TensorFlow {tf.__version__}, Keras {keras.__version__}")
 
 
 class _ClassTokenAndPosition(keras.layers.Layer):
@@ -331,7 +314,7 @@ def main() -> None:
         return
     if args.classes % 32:
         parser.error(f"--classes must be a multiple of 32 (every k), received {args.classes}")
-    print(machine(), flush=True)
+    print(describe_machine(), flush=True)
     for name in args.models:
         for batch in args.batch:
             if args.memory:

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import functools
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -38,6 +37,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from _machine import describe_machine  # noqa: E402
 
 import tf_signsal  # noqa: E402
 from tf_signsal import METHODS, SignedSaliency, data, models, precision  # noqa: E402
@@ -47,22 +47,6 @@ from tf_signsal.vocabulary import PRECISIONS  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(ROOT, "..", "shared", "data")
 CNN = os.path.join(ROOT, "results", "cifar10_cnn", "model.keras")
-
-
-def cpu_description() -> str:
-    name, flags = platform.processor() or "unknown CPU", []
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as file:
-            for line in file:
-                if line.startswith("model name"):
-                    name = line.split(":", 1)[1].strip()
-                if line.startswith("flags"):
-                    flags = line.split(":", 1)[1].split()
-                    break
-    except OSError:
-        pass
-    wanted = sorted(f for f in flags if f.startswith(("avx512", "amx")))
-    return f"{name}, {os.cpu_count()} cores; flags: {' '.join(wanted) or 'none'}"
 
 
 def commit() -> str:
@@ -233,7 +217,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--variants", action="store_true")
     args = parser.parse_args()
-    print(cpu_description())
+    print(describe_machine())
     print(f"commit {commit()}, TensorFlow {tf.__version__}, Keras {keras.__version__}, "
           f"native bfloat16: {precision.has_native_bfloat16()}")
     keras.utils.set_random_seed(0)
